@@ -1,0 +1,70 @@
+"""Exceptions raised by the handson kit.
+
+Every error the kit raises on purpose derives from ``HandsonError``::
+
+    HandsonError
+    ├── ConfigurationError      bad input from the learner, found before any AWS call
+    │   └── FargateSizeError    cpu/memory pair that Fargate does not offer
+    ├── SandboxError            local sandbox lifecycle: busy port, stale state, not running
+    └── AwsError                an AWS (or sandbox) API call failed; has code/operation/hint
+        └── NotFoundError       the named resource does not exist
+
+Catch ``HandsonError`` to handle anything the kit reports; catch a subclass to
+handle one kind of problem.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AwsError",
+    "ConfigurationError",
+    "FargateSizeError",
+    "HandsonError",
+    "NotFoundError",
+    "SandboxError",
+]
+
+
+class HandsonError(Exception):
+    """Base class of every error the kit raises on purpose."""
+
+
+class ConfigurationError(HandsonError):
+    """The learner's input is wrong; detected before any AWS call is made."""
+
+
+class FargateSizeError(ConfigurationError):
+    """The task cpu/memory pair is not a Fargate task size."""
+
+
+class SandboxError(HandsonError):
+    """The local sandbox cannot be started, used or stopped (port busy, stale state...)."""
+
+
+class AwsError(HandsonError):
+    """An AWS API call failed.
+
+    ``code`` is the AWS error code (e.g. ``ClientException``), ``operation`` the API
+    operation (e.g. ``RegisterTaskDefinition``) and ``hint`` what the learner should
+    check next (may be empty).
+    """
+
+    def __init__(self, message: str, *, code: str, operation: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.operation = operation
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, code={self.code!r}, "
+            f"operation={self.operation!r}, hint={self.hint!r})"
+        )
+
+
+class NotFoundError(AwsError):
+    """The resource named in an AWS call does not exist."""

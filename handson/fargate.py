@@ -1,0 +1,193 @@
+"""Fargate task sizes: the valid cpu/memory pairs and AWS's messages for wrong ones.
+
+Source: ecs-behaviour.md §1 (Linux table, 74 pairs; ClientException messages).
+Windows tasks only support the 1024/2048/4096 rows; this module checks Linux sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Final
+
+from handson.exceptions import FargateSizeError
+
+__all__ = [
+    "FARGATE_TASK_SIZES",
+    "INVALID_CPU_MESSAGE",
+    "MISSING_CPU_MESSAGE",
+    "MISSING_MEMORY_MESSAGE",
+    "NO_CONFIGURATION_MESSAGE",
+    "VALID_CPU",
+    "check_task_size",
+    "parse_cpu",
+    "parse_memory",
+    "register_error",
+    "valid_memory",
+    "vcpu_label",
+]
+
+
+def _steps(low: int, high: int, step: int) -> tuple[int, ...]:
+    return tuple(range(low, high + 1, step))
+
+
+# ecs-behaviour.md §1.1: cpu units -> allowed task memory in MiB (Linux).
+FARGATE_TASK_SIZES: Final = MappingProxyType(
+    {
+        256: (512, 1024, 2048),
+        512: _steps(1024, 4096, 1024),
+        1024: _steps(2048, 8192, 1024),
+        2048: _steps(4096, 16384, 1024),
+        4096: _steps(8192, 30720, 1024),
+        8192: _steps(16384, 61440, 4096),  # needs Linux platform >= 1.4.0
+        16384: _steps(32768, 122880, 8192),  # needs Linux platform >= 1.4.0
+    }
+)
+VALID_CPU: Final[tuple[int, ...]] = tuple(FARGATE_TASK_SIZES)
+
+# ClientException messages of RegisterTaskDefinition (ecs-behaviour.md §1.2).
+INVALID_CPU_MESSAGE: Final = "Invalid 'cpu' setting for task."
+NO_CONFIGURATION_MESSAGE: Final = "No Fargate configuration exists for given values."
+# Not in ecs-behaviour.md; real AWS outputs quoted in public issue threads
+# (hashicorp/terraform-provider-aws#6879, mongodb/terraform-aws-ecs-task-definition#38
+# for cpu; aws/amazon-ecs-cli#982 for memory).
+MISSING_CPU_MESSAGE: Final = "Fargate requires that 'cpu' be defined at the task level."
+MISSING_MEMORY_MESSAGE: Final = "Fargate requires that 'memory' be defined at the task level."
+
+_CPU_UNITS_PER_VCPU: Final = 1024
+_MIB_PER_GB: Final = 1024
+_VCPU_RE: Final = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*vcpu$", re.IGNORECASE)
+_GB_RE: Final = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*gb$", re.IGNORECASE)
+_INT_RE: Final = re.compile(r"^\d+$")
+
+
+def vcpu_label(cpu: int) -> str:
+    """Return the vCPU form AWS uses in its table, e.g. 256 -> ".25 vCPU"."""
+    text = format(Decimal(cpu) / _CPU_UNITS_PER_VCPU, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text.startswith("0."):
+        text = text[1:]
+    return f"{text} vCPU"
+
+
+def valid_memory(cpu: int) -> list[int]:
+    """Memory sizes (MiB) Fargate allows with ``cpu`` units; empty if cpu is not valid."""
+    return list(FARGATE_TASK_SIZES.get(cpu, ()))
+
+
+def _scaled(value: str | int, what: str, pattern: re.Pattern[str], factor: int) -> int:
+    """Parse an integer, or a number with a unit (scaled by ``factor``), into an int."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FargateSizeError(_unreadable(what, value))
+    if isinstance(value, int):
+        number = Decimal(value)
+    else:
+        text = value.strip()
+        match = pattern.match(text)
+        if _INT_RE.match(text):
+            number = Decimal(text)
+        elif match:
+            number = Decimal(match.group(1)) * factor
+        else:
+            raise FargateSizeError(_unreadable(what, value))
+    if number <= 0 or number != number.to_integral_value():
+        raise FargateSizeError(_unreadable(what, value))
+    return int(number)
+
+
+def _unreadable(what: str, value: object) -> str:
+    if what == "cpu":
+        examples = 'CPU units such as 256 or "1024", or vCPUs such as "1 vCPU" or ".25 vCPU"'
+    else:
+        examples = 'MiB such as 512 or "2048", or GB such as "1GB" or "2 GB"'
+    return f"Cannot read {value!r} as a Fargate {what} value. Write it in {examples}."
+
+
+def parse_cpu(value: str | int) -> int:
+    """Convert a task cpu value to CPU units: 256, "256", "1 vCPU", ".25 vCPU", "0.5 vcpu".
+
+    Raises FargateSizeError if the value cannot be read (it does not check the table).
+    """
+    return _scaled(value, "cpu", _VCPU_RE, _CPU_UNITS_PER_VCPU)
+
+
+def parse_memory(value: str | int) -> int:
+    """Convert a task memory value to MiB: 512, "512" (MiB), "1GB", "1 GB", "0.5 GB".
+
+    Raises FargateSizeError if the value cannot be read (it does not check the table).
+    """
+    return _scaled(value, "memory", _GB_RE, _MIB_PER_GB)
+
+
+def _join_or(values: list[int]) -> str:
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _memory_choices(cpu: int) -> str:
+    allowed = valid_memory(cpu)
+    if len(allowed) <= 4:
+        return f"{_join_or(allowed)} MiB"
+    step = allowed[1] - allowed[0]
+    return (
+        f"any multiple of {step} from {allowed[0]} to {allowed[-1]} MiB "
+        f"({allowed[0] // _MIB_PER_GB} to {allowed[-1] // _MIB_PER_GB} GB)"
+    )
+
+
+def check_task_size(cpu: str | int, memory: str | int) -> tuple[int, int]:
+    """Parse and validate a Fargate task size; return ``(cpu_units, memory_mib)``.
+
+    Raises FargateSizeError with a message that says which values would work.
+    """
+    cpu_units = parse_cpu(cpu)
+    if cpu_units not in FARGATE_TASK_SIZES:
+        choices = ", ".join(f"{c} ({vcpu_label(c)})" for c in VALID_CPU)
+        raise FargateSizeError(
+            f"Fargate has no task size with {cpu_units} CPU units. "
+            f"The cpu value must be one of: {choices}."
+        )
+    memory_mib = parse_memory(memory)
+    if memory_mib not in FARGATE_TASK_SIZES[cpu_units]:
+        message = (
+            f"Fargate has no task size with {cpu_units} CPU units and {memory_mib} MiB "
+            f"of memory. With {cpu_units} CPU units ({vcpu_label(cpu_units)}) the memory "
+            f"can be {_memory_choices(cpu_units)}."
+        )
+        cpus_for_memory = [c for c, mems in FARGATE_TASK_SIZES.items() if memory_mib in mems]
+        if cpus_for_memory:
+            message += f" To keep {memory_mib} MiB, set cpu to {_join_or(cpus_for_memory)}."
+        raise FargateSizeError(message)
+    return cpu_units, memory_mib
+
+
+def register_error(cpu: str | int | None, memory: str | int | None) -> str | None:
+    """The ClientException message RegisterTaskDefinition gives a FARGATE task, or None.
+
+    ``None`` for cpu or memory means the task-level field is missing. Follows the
+    practical reading of ecs-behaviour.md §1.2: an unknown cpu gives
+    "Invalid 'cpu' setting for task."; a valid cpu with a memory it does not allow
+    gives "No Fargate configuration exists for given values.".
+    """
+    if cpu is None:
+        return MISSING_CPU_MESSAGE
+    if memory is None:
+        return MISSING_MEMORY_MESSAGE
+    try:
+        cpu_units = parse_cpu(cpu)
+    except FargateSizeError:
+        return INVALID_CPU_MESSAGE
+    if cpu_units not in FARGATE_TASK_SIZES:
+        return INVALID_CPU_MESSAGE
+    try:
+        memory_mib = parse_memory(memory)
+    except FargateSizeError:
+        # Assumption: AWS's text for unreadable memory is not documented; treat it
+        # like any other memory value the cpu does not allow.
+        return NO_CONFIGURATION_MESSAGE
+    if memory_mib not in FARGATE_TASK_SIZES[cpu_units]:
+        return NO_CONFIGURATION_MESSAGE
+    return None

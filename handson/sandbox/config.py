@@ -1,0 +1,62 @@
+"""Sandbox settings, read at call time from ``HANDSON_*`` environment variables.
+
+Precedence: built-in defaults < environment < explicit arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_PORT = 5454
+DEFAULT_ALB_PORT = 5455
+# AWS's intervals (30 s health checks, 300 s draining, ...) run this many times faster.
+# 20 brings a new 2-task service to steady state in about 3 s; 1 gives AWS timing.
+DEFAULT_SPEED = 20.0
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Where the sandbox keeps its state and how it runs."""
+
+    home: Path
+    port: int = DEFAULT_PORT
+    alb_port: int = DEFAULT_ALB_PORT
+    speed: float = DEFAULT_SPEED
+    seed: int | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "sandbox"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "server.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def with_options(self, **options: object) -> SandboxConfig:
+        """A copy with the options that are not None applied."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+
+def load_config(**overrides: object) -> SandboxConfig:
+    """Build the settings from the environment, then apply explicit overrides."""
+    env = os.environ
+    home = Path(env.get("HANDSON_HOME") or Path.home() / ".handson").expanduser()
+    seed = env.get("HANDSON_SANDBOX_SEED")
+    config = SandboxConfig(
+        home=home,
+        port=int(env.get("HANDSON_SANDBOX_PORT", DEFAULT_PORT)),
+        alb_port=int(env.get("HANDSON_SANDBOX_ALB_PORT", DEFAULT_ALB_PORT)),
+        speed=float(env.get("HANDSON_SANDBOX_SPEED", DEFAULT_SPEED)),
+        seed=int(seed) if seed else None,
+    )
+    return config.with_options(**overrides)

@@ -1,0 +1,520 @@
+"""The data plane: what moto does not do, over every account and region.
+
+``DataPlane`` answers the hooked API operations (see ``moto_bridge``) and runs the
+reconcile loop: task lifecycles, the service scheduler, ALB health checks, log
+shipping. One re-entrant lock guards all state; API requests hold it too, so each
+request sees the data plane between two ticks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from handson import fargate
+from handson.sandbox.dataplane import moto_bridge
+from handson.sandbox.dataplane.clock import Clock
+from handson.sandbox.dataplane.database import PostgresHost
+from handson.sandbox.dataplane.health import TargetHealthTable
+from handson.sandbox.dataplane.moto_bridge import ApiError
+from handson.sandbox.dataplane.proxy import EdgeProxy, Route
+from handson.sandbox.dataplane.scheduler import Scheduler
+from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.05
+# Stopped tasks stay visible "for at least 1 hour" (ecs-behaviour.md §2.1); the sandbox
+# keeps them an hour of wall-clock time whatever the speed factor.
+STOPPED_TASK_RETENTION_SECONDS = 3600.0
+DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+
+class DataPlane:
+    """Runs ECS tasks and services, ALB health and traffic, logs and databases."""
+
+    def __init__(self, *, state_dir: Path, speed: float, sandbox_id: str, alb_port: int) -> None:
+        self.state_dir = state_dir
+        self.sandbox_id = sandbox_id
+        self.lock = threading.RLock()
+        self.clock = Clock(speed)
+        self.runner = TaskRunner(
+            clock=self.clock,
+            sandbox_id=sandbox_id,
+            hosts_file=self.hosts_file,
+            lock=self.lock,
+        )
+        self.targets = TargetHealthTable(self.clock, self._resolve, self.lock)
+        self.scheduler = Scheduler(self.clock, self.runner, self.targets)
+        self.database = PostgresHost(state_dir / "postgres")
+        # Per account and region: host name -> loopback address (the VPC's DNS).
+        self.dns: dict[tuple[str, str], dict[str, str]] = {}
+        self.db_addresses: dict[str, str] = {}  # instance key -> loopback address
+        self.proxy = EdgeProxy(self._route, host="127.0.0.1", port=alb_port)
+        self._turns: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        moto_bridge.install(self)
+        self.proxy.start()
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self.lock:
+            self.runner.stop_everything()
+        self.proxy.stop()
+        self.targets.close()
+        self.database.stop()
+
+    def reset(self) -> None:
+        """Forget every task, service and database (moto forgets the rest)."""
+        with self.lock:
+            self.runner.stop_everything()
+            self.runner.tasks.clear()
+            self.runner.addresses.clear()
+            self.scheduler.services.clear()
+            self.targets.records.clear()
+            for key in list(self.database.instances()):
+                self.database.delete_instance(key)
+            self.dns.clear()
+            self.db_addresses.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception:  # keep the sandbox alive; the log says what broke
+                log.exception("reconcile tick failed")
+
+    def tick(self) -> None:
+        with self.lock:
+            for task in list(self.runner.tasks.values()):
+                self.runner.advance(task, self.scheduler.draining)
+            for service in list(self.scheduler.services.values()):
+                self.scheduler.schedule(service)
+            groups = list(moto_bridge.target_groups())
+            self.targets.sync(groups, self._target_zones())
+            self.targets.run_checks(groups)
+            self.runner.flush_logs()
+            self._prune()
+
+    def _prune(self) -> None:
+        now = self.clock.now()
+        keep = STOPPED_TASK_RETENTION_SECONDS * self.clock.speed
+        for arn, task in list(self.runner.tasks.items()):
+            if task.last_status == "STOPPED" and now - task.state_since > keep:
+                del self.runner.tasks[arn]
+
+    def _target_zones(self) -> dict[str, str]:
+        return {
+            f"{t.account}:{t.region}:{t.private_ip}": t.availability_zone
+            for t in self.runner.tasks.values()
+            if t.private_ip
+        }
+
+    def _resolve(self, account: str, region: str, ip: str) -> str | None:
+        return self.runner.addresses.get((account, region, ip))
+
+    # ---------------------------------------------------------------- ALB traffic
+
+    def _route(self, hostname: str, port: int) -> Route | None:
+        with self.lock:
+            lb = moto_bridge.load_balancer_by_dns(hostname)
+        if lb is None or port not in lb["listeners"]:
+            return None
+        groups = [arn for arn, weight in lb["listeners"][port] if weight > 0]
+        if not groups:
+            return None
+        return Route(pick=lambda: self._pick(lb["account"], lb["region"], groups))
+
+    def _pick(self, account: str, region: str, groups: list[str]) -> tuple[str, int] | None:
+        """A target for one request: healthy ones in turn; all of them if none is healthy."""
+        with self.lock:
+            records = [r for arn in groups for r in self.targets.for_group(arn)]
+            serving = [r for r in records if r.draining_until is None]
+            healthy = [r for r in serving if r.state == "healthy"]
+            # ecs-behaviour.md §5.4: fail-open when every target is unhealthy.
+            if not healthy and serving and all(r.state == "unhealthy" for r in serving):
+                healthy = serving
+            if not healthy:
+                return None
+            key = ",".join(groups)
+            turn = self._turns.get(key, 0)
+            self._turns[key] = turn + 1
+            record = healthy[turn % len(healthy)]
+            host = self._resolve(account, region, record.target_id)
+        return None if host is None else (host, record.port)
+
+    # ------------------------------------------------------------ ECS: checks
+
+    def check_task_definition(self, account: str, region: str, params: dict[str, Any]) -> None:
+        """AWS's RegisterTaskDefinition validation that moto skips."""
+        if "FARGATE" in (params.get("requiresCompatibilities") or []):
+            message = fargate.register_error(params.get("cpu"), params.get("memory"))
+            if message:
+                raise ApiError("ClientException", message)
+        for cdef in params.get("containerDefinitions") or []:
+            if cdef.get("secrets") and not params.get("executionRoleArn"):
+                raise ApiError(
+                    "ClientException",
+                    "When you are specifying container secrets, you must also specify a value "
+                    "for 'executionRoleArn'.",
+                )
+            options = (cdef.get("logConfiguration") or {}).get("options") or {}
+            driver = (cdef.get("logConfiguration") or {}).get("logDriver")
+            if driver == "awslogs" and not options.get("awslogs-group"):
+                raise ApiError(
+                    "ClientException",
+                    "Log driver awslogs option 'awslogs-group' should not be null or empty.",
+                )
+
+    def check_create_service(self, account: str, region: str, params: dict[str, Any]) -> None:
+        cluster = params.get("cluster")
+        moto_bridge.cluster_arn(account, region, cluster)
+        name = params.get("serviceName") or ""
+        existing = moto_bridge.existing_service(account, region, cluster or "default", name)
+        if existing and existing["status"] == "ACTIVE":
+            raise ApiError("InvalidParameterException", "Creation of service was not idempotent.")
+        if existing and existing["status"] == "DRAINING":
+            raise ApiError(
+                "InvalidParameterException", "Unable to Start a service that is still Draining."
+            )
+        self._check_service_shape(account, region, params, params.get("taskDefinition"))
+
+    def check_update_service(self, account: str, region: str, params: dict[str, Any]) -> None:
+        if params.get("desiredCount") is not None and int(params["desiredCount"]) < 0:
+            raise ApiError("InvalidParameterException", "Desired count must be 0 or greater.")
+        config = params.get("deploymentConfiguration")
+        if config:
+            self._check_percentages(config)
+        td = params.get("taskDefinition")
+        if td and moto_bridge.task_definition(account, region, td) is None:
+            raise ApiError("ClientException", "TaskDefinition not found.")
+
+    def _check_service_shape(
+        self, account: str, region: str, params: dict[str, Any], td_name: str | None
+    ) -> None:
+        td = moto_bridge.task_definition(account, region, td_name or "")
+        if td is None:
+            raise ApiError("ClientException", "TaskDefinition not found.")
+        if td["networkMode"] == "awsvpc" and not params.get("networkConfiguration"):
+            raise ApiError(
+                "InvalidParameterException",
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            )
+        if int(params.get("desiredCount") or 0) < 0:
+            raise ApiError("InvalidParameterException", "Desired count must be 0 or greater.")
+        self._check_percentages(params.get("deploymentConfiguration") or {})
+        names = {c["name"]: c for c in td["containerDefinitions"]}
+        for lb in params.get("loadBalancers") or []:
+            tg = moto_bridge.target_group(account, region, lb.get("targetGroupArn", ""))
+            if tg is None:
+                raise ApiError(
+                    "InvalidParameterException",
+                    "Unable to assume role and validate the specified targetGroupArn. Please "
+                    "verify that the ECS service role being passed has the proper permissions.",
+                )
+            if not tg["loadBalancerArns"]:
+                raise ApiError(
+                    "InvalidParameterException",
+                    f"The target group with targetGroupArn {tg['arn']} does not have an "
+                    "associated load balancer.",
+                )
+            container = names.get(lb.get("containerName", ""))
+            if container is None:
+                raise ApiError(
+                    "InvalidParameterException",
+                    f"The container {lb.get('containerName')} does not exist in the task "
+                    "definition.",
+                )
+            ports = {int(p.get("containerPort", 0)) for p in container.get("portMappings", [])}
+            if int(lb.get("containerPort", 0)) not in ports:
+                raise ApiError(
+                    "InvalidParameterException",
+                    f"The container {container['name']} did not have a container port "
+                    f"{lb.get('containerPort')} defined.",
+                )
+
+    @staticmethod
+    def _check_percentages(config: dict[str, Any]) -> None:
+        low = config.get("minimumHealthyPercent")
+        high = config.get("maximumPercent")
+        if low is not None and high is not None and int(high) < int(low):
+            raise ApiError(
+                "InvalidParameterException",
+                "maximumPercent must be greater than or equal to minimumHealthyPercent.",
+            )
+
+    # ------------------------------------------------------------- ECS: services
+
+    def service_created(
+        self, account: str, region: str, params: dict[str, Any], info: dict[str, Any]
+    ) -> None:
+        from handson.sandbox.dataplane.model import Deployment
+
+        config = json.loads(json.dumps(DEFAULT_DEPLOYMENT_CONFIGURATION))
+        config.update(params.get("deploymentConfiguration") or {})
+        self.scheduler.add(
+            arn=info["serviceArn"],
+            name=info["serviceName"],
+            account=account,
+            region=region,
+            cluster_arn=info["clusterArn"],
+            desired_count=int(params.get("desiredCount") or 0),
+            load_balancers=list(params.get("loadBalancers") or []),
+            network_configuration=params.get("networkConfiguration") or {},
+            deployment_configuration=config,
+            health_check_grace_period=int(params.get("healthCheckGracePeriodSeconds") or 0),
+            deployments=[
+                Deployment(
+                    id=info["deploymentId"] or "",
+                    task_definition=info["taskDefinition"],
+                    desired_count=int(params.get("desiredCount") or 0),
+                )
+            ],
+        )
+
+    def service_updated(
+        self, account: str, region: str, params: dict[str, Any], info: dict[str, Any]
+    ) -> None:
+        service = self.scheduler.by_arn(info["serviceArn"])
+        if service is None:
+            return
+        if params.get("desiredCount") is not None:
+            service.desired_count = int(params["desiredCount"])
+            service.primary.desired_count = service.desired_count
+            service.steady = False
+        if params.get("deploymentConfiguration"):
+            service.deployment_configuration.update(params["deploymentConfiguration"])
+        if params.get("healthCheckGracePeriodSeconds") is not None:
+            service.health_check_grace_period = int(params["healthCheckGracePeriodSeconds"])
+        if params.get("networkConfiguration"):
+            service.network_configuration = params["networkConfiguration"]
+        wanted = params.get("taskDefinition")
+        if wanted:
+            td = moto_bridge.task_definition(account, region, wanted)
+            wanted = td["taskDefinitionArn"] if td else wanted
+        changed = bool(wanted) and wanted != service.primary.task_definition
+        if changed or params.get("forceNewDeployment"):
+            self.scheduler.deploy(service, wanted or service.primary.task_definition)
+
+    def service_deleted(self, arn: str) -> None:
+        service = self.scheduler.by_arn(arn)
+        if service is None:
+            return
+        service.status = "DRAINING"
+        service.desired_count = 0
+        for deployment in service.deployments:
+            deployment.desired_count = 0
+        for task in self.scheduler.tasks_of(service):
+            self.runner.request_stop(
+                task,
+                "ServiceSchedulerInitiated",
+                f"Scaling activity initiated by (deployment {task.deployment_id})",
+            )
+
+    def service_view(self, arn: str) -> dict[str, Any] | None:
+        service = self.scheduler.by_arn(arn)
+        return None if service is None else self.scheduler.view(service)
+
+    # ---------------------------------------------------------------- ECS: tasks
+
+    def _cluster_tasks(self, account: str, region: str, cluster_arn: str) -> list[Any]:
+        return [
+            t
+            for t in self.runner.tasks.values()
+            if t.account == account and t.region == region and t.cluster_arn == cluster_arn
+        ]
+
+    def run_task(
+        self, account: str, region: str, cluster_arn: str, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        td = moto_bridge.task_definition(account, region, params.get("taskDefinition") or "")
+        if td is None:
+            raise ApiError("ClientException", "TaskDefinition not found.")
+        count = int(params.get("count") or 1)
+        if not 1 <= count <= 10:
+            raise ApiError("InvalidParameterException", "count must be between 1 and 10.")
+        network = params.get("networkConfiguration") or {}
+        if not (network.get("awsvpcConfiguration") or {}).get("subnets"):
+            raise ApiError(
+                "InvalidParameterException",
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            )
+        tasks = [
+            self.runner.create(
+                account=account,
+                region=region,
+                cluster_arn=cluster_arn,
+                task_definition=td,
+                network=network,
+                group=params.get("group") or f"family:{td['family']}",
+                started_by=params.get("startedBy") or "",
+                overrides=params.get("overrides") or {},
+                tags=params.get("tags") or [],
+            )
+            for _ in range(count)
+        ]
+        return [t.to_api() for t in tasks]
+
+    def list_tasks(
+        self, account: str, region: str, cluster_arn: str, params: dict[str, Any]
+    ) -> list[str]:
+        # AWS lists tasks whose desiredStatus is RUNNING unless asked for another.
+        wanted = params.get("desiredStatus") or "RUNNING"
+        service = params.get("serviceName")
+        family = params.get("family")
+        started_by = params.get("startedBy")
+        arns = []
+        for task in self._cluster_tasks(account, region, cluster_arn):
+            if task.desired_status != wanted:
+                continue
+            if service and task.group != f"service:{service.rsplit('/', 1)[-1]}":
+                continue
+            if family and task.task_definition["family"] != family:
+                continue
+            if started_by and task.started_by != started_by:
+                continue
+            arns.append(task.arn)
+        return arns
+
+    def describe_tasks(
+        self, account: str, region: str, cluster_arn: str, params: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        wanted = params.get("tasks") or []
+        if not wanted:
+            raise ApiError("InvalidParameterException", "Tasks cannot be empty.")
+        include_tags = "TAGS" in (params.get("include") or [])
+        by_id = {t.id: t for t in self._cluster_tasks(account, region, cluster_arn)}
+        found, failures = [], []
+        for ref in wanted:
+            task = by_id.get(ref.rsplit("/", 1)[-1])
+            if task is None:
+                failures.append({"arn": ref, "reason": "MISSING"})
+            else:
+                found.append(task.to_api(include_tags))
+        return found, failures
+
+    def stop_task(
+        self, account: str, region: str, cluster_arn: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        ref = params.get("task") or ""
+        for task in self._cluster_tasks(account, region, cluster_arn):
+            if task.id == ref.rsplit("/", 1)[-1]:
+                reason = params.get("reason") or "Task stopped by user"
+                self.runner.request_stop(task, "UserInitiated", reason)
+                return task.to_api()
+        raise ApiError("InvalidParameterException", "The referenced task was not found.")
+
+    # ------------------------------------------------------------ target health
+
+    def describe_target_health(
+        self, account: str, region: str, tg_arn: str, targets: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        tg = moto_bridge.target_group(account, region, tg_arn)
+        hc_port = tg["healthCheckPort"] if tg else "traffic-port"
+        if not targets:
+            return [r.to_api(hc_port) for r in self.targets.for_group(tg_arn)]
+        out = []
+        default_port = tg["port"] if tg else None
+        for target in targets:
+            port = int(target.get("Port") or default_port or 0)
+            record = self.targets.get(tg_arn, target["Id"], port)
+            if record is not None:
+                out.append(record.to_api(hc_port))
+                continue
+            out.append(
+                {
+                    "Target": {"Id": target["Id"], "Port": port},
+                    "HealthCheckPort": str(port) if hc_port == "traffic-port" else hc_port,
+                    "TargetHealth": {
+                        "State": "unused",
+                        "Reason": "Target.NotRegistered",
+                        "Description": "Target is not registered to the target group",
+                    },
+                }
+            )
+        return out
+
+    # -------------------------------------------------------------------- RDS
+
+    def hosts_file(self, account: str, region: str) -> Path:
+        return self.state_dir / "dns" / f"{account}-{region}.json"
+
+    def _write_hosts(self, account: str, region: str) -> None:
+        path = self.hosts_file(account, region)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(hosts_json(self.dns.get((account, region), {})))
+        tmp.replace(path)
+
+    @staticmethod
+    def _db_key(account: str, region: str, identifier: str) -> str:
+        return f"{account}-{region}-{identifier}"
+
+    def db_instance_created(
+        self, account: str, region: str, view: dict[str, Any], password: str | None
+    ) -> None:
+        if not str(view["engine"]).startswith(("postgres", "aurora-postgresql")):
+            return
+        key = self._db_key(account, region, view["identifier"])
+        address = self.db_addresses.get(key) or self.runner.loopback.allocate()
+        self.db_addresses[key] = address
+        self.database.start()
+        self.database.create_instance(
+            key,
+            master_user=view["masterUsername"] or "postgres",
+            master_password=password or "",
+            db_name=view["dbName"],
+            listen=(address, int(view["port"])),
+        )
+        self.dns.setdefault((account, region), {})[view["address"]] = address
+        self._write_hosts(account, region)
+
+    def db_password_changed(
+        self, account: str, region: str, view: dict[str, Any], password: str
+    ) -> None:
+        key = self._db_key(account, region, view["identifier"])
+        if key in self.db_addresses:
+            self.database.set_master_password(key, password)
+
+    def db_instance_deleted(self, account: str, region: str, view: dict[str, Any]) -> None:
+        key = self._db_key(account, region, view["identifier"])
+        address = self.db_addresses.pop(key, None)
+        if address is None:
+            return
+        self.database.delete_instance(key)
+        self.runner.loopback.release(address)
+        self.dns.get((account, region), {}).pop(view["address"], None)
+        self._write_hosts(account, region)
+
+    # ----------------------------------------------------------------- status
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and ALB addresses for ``sandbox status``."""
+        with self.lock:
+            tasks = list(self.runner.tasks.values())
+            balancers = list(moto_bridge.load_balancers())
+            return {
+                "accounts": moto_bridge.accounts(),
+                "services": sum(s.status != "INACTIVE" for s in self.scheduler.services.values()),
+                "tasks_running": sum(t.last_status == "RUNNING" for t in tasks),
+                "tasks_total": len(tasks),
+                "databases": len(self.db_addresses),
+                "speed": self.clock.speed,
+                "load_balancers": balancers,
+            }

@@ -1,0 +1,288 @@
+"""ALB target health and ECS container health checks.
+
+Target health follows ecs-behaviour.md §5: a registered target starts ``initial``, is
+``healthy`` after its first passing check, turns ``unhealthy`` after
+UnhealthyThresholdCount consecutive failures and back after HealthyThresholdCount
+passes; a deregistered target is ``draining`` for the deregistration delay.
+Checks only ever connect to loopback addresses: a target whose IP the sandbox did not
+hand out (one registered by hand, say) never answers, like an address with no route.
+"""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from handson.sandbox.dataplane.clock import Clock
+
+# ecs-behaviour.md §5.2: reason codes and their descriptions.
+REASONS = {
+    "Elb.RegistrationInProgress": "Target registration is in progress",
+    "Elb.InitialHealthChecking": "Initial health checks in progress",
+    "Target.Timeout": "Request timed out",
+    "Target.FailedHealthChecks": "Health checks failed",
+    "Target.NotRegistered": "Target is not registered to the target group",
+    "Target.NotInUse": "Target group is not configured to receive traffic from the load balancer",
+    "Target.DeregistrationInProgress": "Target deregistration is in progress",
+    "Target.HealthCheckDisabled": "Health checks are disabled",
+}
+# How long "Elb.RegistrationInProgress" lasts before the first check (AWS seconds).
+REGISTRATION_SECONDS = 5.0
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    reason: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class TargetRecord:
+    """One (target group, target) pair and its health."""
+
+    account: str
+    region: str
+    tg_arn: str
+    target_id: str
+    port: int
+    availability_zone: str | None
+    registered_at: float
+    state: str = "initial"
+    reason: str | None = "Elb.RegistrationInProgress"
+    description: str | None = REASONS["Elb.RegistrationInProgress"]
+    next_check_at: float = 0.0
+    passes: int = 0
+    failures: int = 0
+    ever_healthy: bool = False
+    draining_until: float | None = None
+    in_flight: bool = False
+    last_failure: CheckResult | None = None
+
+    def to_api(self, health_check_port: str) -> dict[str, Any]:
+        health: dict[str, Any] = {"State": self.state}
+        if self.reason:
+            health["Reason"] = self.reason
+            health["Description"] = self.description
+        target: dict[str, Any] = {"Id": self.target_id, "Port": self.port}
+        if self.availability_zone:
+            target["AvailabilityZone"] = self.availability_zone
+        port = str(self.port) if health_check_port == "traffic-port" else health_check_port
+        return {"Target": target, "HealthCheckPort": port, "TargetHealth": health}
+
+
+def matches(matcher: str, status: int) -> bool:
+    """Whether an HTTP status satisfies a matcher such as "200", "200-299" or "200,302"."""
+    for part in matcher.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-", 1)
+            if int(low) <= status <= int(high):
+                return True
+        elif part and int(part) == status:
+            return True
+    return False
+
+
+def http_check(host: str, port: int, path: str, matcher: str, timeout: float) -> CheckResult:
+    """One ALB health check: GET ``path`` and compare the status code (§5.2 reasons)."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "ELB-HealthChecker/2.0"})
+        status = connection.getresponse().status
+    except TimeoutError:
+        return CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
+    except (OSError, http.client.HTTPException):
+        return CheckResult(False, "Target.FailedHealthChecks", REASONS["Target.FailedHealthChecks"])
+    finally:
+        connection.close()
+    if matches(matcher, status):
+        return CheckResult(True)
+    return CheckResult(
+        False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]"
+    )
+
+
+class TargetHealthTable:
+    """Health of every registered target, kept in step with moto's target groups."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        resolve: Callable[[str, str, str], str | None],
+        lock: threading.RLock,
+    ) -> None:
+        self.clock = clock
+        self.lock = lock
+        # resolve(account, region, ip) -> loopback address standing in for that IP
+        self.resolve = resolve
+        self.records: dict[tuple[str, str, int], TargetRecord] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="alb-health")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def sync(self, groups: list[tuple[str, str, dict[str, Any]]], azs: dict[str, str]) -> None:
+        """Start tracking new registrations and start draining removed ones."""
+        now = self.clock.now()
+        seen: set[tuple[str, str, int]] = set()
+        for account, region, tg in groups:
+            for target in tg["targets"]:
+                key = (tg["arn"], target["Id"], int(target["Port"]))
+                seen.add(key)
+                record = self.records.get(key)
+                if record is None or record.draining_until is not None:
+                    self.records[key] = TargetRecord(
+                        account=account,
+                        region=region,
+                        tg_arn=tg["arn"],
+                        target_id=target["Id"],
+                        port=int(target["Port"]),
+                        availability_zone=azs.get(f"{account}:{region}:{target['Id']}"),
+                        registered_at=now,
+                        next_check_at=now + REGISTRATION_SECONDS,
+                    )
+        by_arn = {tg["arn"]: tg for _, _, tg in groups}
+        for key, record in list(self.records.items()):
+            if key in seen:
+                continue
+            tg = by_arn.get(record.tg_arn)
+            if tg is None:
+                del self.records[key]
+            elif record.draining_until is None:
+                record.draining_until = now + tg["deregistrationDelay"]
+                record.state = "draining"
+                record.reason = "Target.DeregistrationInProgress"
+                record.description = REASONS[record.reason]
+            elif now >= record.draining_until:
+                del self.records[key]
+
+    def run_checks(self, groups: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Send the health checks that are due, each on a worker thread."""
+        now = self.clock.now()
+        for _account, _region, tg in groups:
+            for target in tg["targets"]:
+                record = self.records.get((tg["arn"], target["Id"], int(target["Port"])))
+                if record is None or record.draining_until is not None or record.in_flight:
+                    continue
+                if not tg["healthCheckEnabled"]:
+                    record.state, record.reason = "unavailable", "Target.HealthCheckDisabled"
+                    record.description = REASONS[record.reason]
+                    continue
+                if not tg["loadBalancerArns"]:
+                    record.state, record.reason = "unused", "Target.NotInUse"
+                    record.description = REASONS[record.reason]
+                    continue
+                if record.state == "unused":
+                    record.state, record.reason = "initial", "Elb.InitialHealthChecking"
+                    record.description = REASONS[record.reason]
+                if now < record.next_check_at:
+                    continue
+                record.in_flight = True
+                record.next_check_at = now + tg["healthCheckIntervalSeconds"]
+                self._pool.submit(self._check, record, dict(tg))
+
+    def _check(self, record: TargetRecord, tg: dict[str, Any]) -> None:
+        port = (
+            record.port if tg["healthCheckPort"] == "traffic-port" else int(tg["healthCheckPort"])
+        )
+        with self.lock:
+            host = self.resolve(record.account, record.region, record.target_id)
+        # Real seconds to wait: the timeout scaled like every interval, but never so
+        # short that a busy laptop fails a healthy app.
+        timeout = max(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]), 1.0)
+        if host is None:
+            result = CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
+        else:
+            result = http_check(host, port, tg["healthCheckPath"], tg["matcher"], timeout)
+        with self.lock:
+            self.apply(record, result, tg)
+
+    def apply(self, record: TargetRecord, result: CheckResult, tg: dict[str, Any]) -> None:
+        """Move a target between states after one check (§5.4 thresholds)."""
+        record.in_flight = False
+        if record.draining_until is not None:
+            return
+        if result.ok:
+            record.passes += 1
+            record.failures = 0
+            # A new target is healthy after one passing check; an unhealthy one needs
+            # HealthyThresholdCount passes in a row.
+            needed = 1 if record.state == "initial" else tg["healthyThresholdCount"]
+            if record.state == "healthy" or record.passes >= needed:
+                record.state, record.reason, record.description = "healthy", None, None
+                record.ever_healthy = True
+            return
+        record.passes = 0
+        record.failures += 1
+        record.last_failure = result
+        if record.state == "initial" and record.failures < tg["unhealthyThresholdCount"]:
+            record.reason = "Elb.InitialHealthChecking"
+            record.description = REASONS[record.reason]
+            return
+        if record.state == "healthy" and record.failures < tg["unhealthyThresholdCount"]:
+            return
+        record.state, record.reason, record.description = (
+            "unhealthy",
+            result.reason,
+            result.description,
+        )
+
+    def for_group(self, tg_arn: str) -> list[TargetRecord]:
+        return [r for r in self.records.values() if r.tg_arn == tg_arn]
+
+    def get(self, tg_arn: str, target_id: str, port: int) -> TargetRecord | None:
+        return self.records.get((tg_arn, target_id, port))
+
+
+@dataclass
+class ContainerCheck:
+    """A task definition healthCheck, with Docker/ECS defaults (ecs-behaviour.md §4.1)."""
+
+    command: list[str]
+    interval: float = 30
+    timeout: float = 5
+    retries: int = 3
+    start_period: float = 0
+
+    @classmethod
+    def from_definition(cls, spec: dict[str, Any]) -> ContainerCheck:
+        return cls(
+            command=list(spec["command"]),
+            interval=float(spec.get("interval", 30)),
+            timeout=float(spec.get("timeout", 5)),
+            retries=int(spec.get("retries", 3)),
+            start_period=float(spec.get("startPeriod", 0)),
+        )
+
+    def argv(self) -> list[str]:
+        kind, *rest = self.command
+        if kind == "CMD-SHELL":
+            return ["/bin/sh", "-c", " ".join(rest)]
+        if kind == "CMD":
+            return rest
+        raise ValueError(f"healthCheck command must start with CMD or CMD-SHELL, not {kind!r}")
+
+
+def run_container_check(
+    check: ContainerCheck, *, cwd: str, env: dict[str, str], timeout: float
+) -> bool:
+    """Run a container health check command; exit 0 means healthy."""
+    try:
+        completed = subprocess.run(
+            check.argv(),
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        return False
+    return completed.returncode == 0

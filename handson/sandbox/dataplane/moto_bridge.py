@@ -1,0 +1,595 @@
+"""The one module that touches moto's internals.
+
+moto answers the AWS APIs (the control plane). This module
+
+* builds moto's WSGI application;
+* hooks the handful of operations where the data plane must act or answer instead of
+  moto (ECS services and tasks, target health, RDS instances), by wrapping moto's
+  response methods: checks run before moto, the data plane is told after, and what it
+  knows (deployments, events, counts) is written onto moto's objects before they are
+  serialised;
+* gives the data plane plain-data views of moto's state (task definitions, secrets,
+  IAM policies, ECR images, log groups, target groups, load balancers).
+
+Everything else in the sandbox works with plain dicts and never imports moto.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
+from moto.ecr.models import ecr_backends
+from moto.ecs.models import ecs_backends
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.elbv2.models import elbv2_backends
+from moto.elbv2.responses import ELBV2Response
+from moto.iam.models import iam_backends
+from moto.logs.models import logs_backends
+from moto.moto_api._internal import mock_random
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.rds.models import DBInstance
+from moto.rds.responses import RDSResponse
+from moto.secretsmanager.models import secretsmanager_backends
+
+if TYPE_CHECKING:
+    from handson.sandbox.dataplane.engine import DataPlane
+
+
+class ApiError(Exception):
+    """An AWS error answer: ``code`` is the AWS error code, ``message`` its text."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@contextmanager
+def _as_aws_errors() -> Iterator[None]:
+    try:
+        yield
+    except ApiError as exc:
+        raise ServiceException(exc.code, exc.message) from exc
+
+
+# --------------------------------------------------------------------------- app
+
+
+def wsgi_app() -> Callable[..., Any]:
+    """moto's server application, dispatching each request to its service."""
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def seed(value: int) -> None:
+    """Seed moto's random stream, from which every sandbox id is drawn too."""
+    mock_random.seed(value)
+
+
+def reset() -> None:
+    """Forget every resource in every account, as POST /moto-api/reset does."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+def random_hex(length: int) -> str:
+    return mock_random.get_random_hex(length)
+
+
+def random_uuid() -> str:
+    return str(mock_random.uuid4())
+
+
+def random_digits(length: int) -> str:
+    return "".join(str(mock_random.randint(0, 9)) for _ in range(length))
+
+
+# ------------------------------------------------------------------ hook install
+
+_dp: DataPlane | None = None
+_originals: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+def _wrap(cls: type, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        original = _originals.setdefault((cls, name), getattr(cls, name))
+
+        def method(self: Any) -> Any:
+            with _as_aws_errors():
+                return func(self, original)
+
+        method.__name__ = name
+        setattr(cls, name, method)
+        return func
+
+    return decorator
+
+
+def install(dataplane: DataPlane) -> None:
+    """Route the hooked operations to ``dataplane`` (idempotent)."""
+    global _dp
+    _dp = dataplane
+    if _originals:
+        return
+    _install_ecs()
+    _install_elbv2()
+    _install_rds()
+
+
+def _plane() -> DataPlane:
+    if _dp is None:
+        raise RuntimeError("moto_bridge.install() was not called")
+    return _dp
+
+
+def _ctx(response: Any) -> tuple[str, str]:
+    return str(response.current_account), str(response.region)
+
+
+# -------------------------------------------------------------------------- ECS
+
+
+def _cluster(account: str, region: str, name_or_arn: str | None) -> Any:
+    return ecs_backends[account][region]._get_cluster(name_or_arn or "default")
+
+
+def cluster_arn(account: str, region: str, name_or_arn: str | None) -> str:
+    """The ARN of an existing cluster (ClusterNotFoundException otherwise)."""
+    return str(_cluster(account, region, name_or_arn).arn)
+
+
+def task_definition(account: str, region: str, name_or_arn: str) -> dict[str, Any] | None:
+    """A registered task definition in the API's shape, or None."""
+    backend = ecs_backends[account][region]
+    try:
+        td = backend.describe_task_definition(name_or_arn)
+    except ServiceException:
+        return None
+    return {
+        "taskDefinitionArn": td.arn,
+        "family": td.family,
+        "revision": td.revision,
+        "containerDefinitions": [dict(c) for c in td.container_definitions],
+        "cpu": td.cpu,
+        "memory": td.memory,
+        "networkMode": td.network_mode,
+        "executionRoleArn": getattr(td, "execution_role_arn", None),
+        "taskRoleArn": getattr(td, "task_role_arn", None),
+        "requiresCompatibilities": td.requires_compatibilities or [],
+        "status": td.status,
+    }
+
+
+def _service_info(service: Any) -> dict[str, Any]:
+    return {
+        "serviceArn": service.arn,
+        "serviceName": service.name,
+        "clusterArn": service.cluster_arn,
+        "taskDefinition": service.task_definition,
+        "desiredCount": service.desired_count,
+        "status": service.status,
+        "loadBalancers": service.load_balancers,
+        "networkConfiguration": service.network_configuration,
+        "deploymentId": service.deployments[0]["id"] if service.deployments else None,
+    }
+
+
+def existing_service(account: str, region: str, cluster: str, name: str) -> dict[str, Any] | None:
+    """The service with that name in the cluster (any status), or None."""
+    backend = ecs_backends[account][region]
+    try:
+        service = backend._get_service(cluster, name)
+    except ServiceException:
+        return None
+    return _service_info(service)
+
+
+def _publish(service: Any) -> None:
+    """Write the data plane's view of a service onto moto's object before it's serialised."""
+    view = _plane().service_view(service.arn)
+    if view is None:
+        return
+    for key, value in view.items():
+        setattr(service, key, value)
+
+
+def _install_ecs() -> None:
+    cls = EC2ContainerServiceResponse
+
+    @_wrap(cls, "register_task_definition")
+    def register_task_definition(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        _plane().check_task_definition(account, region, self._get_params())
+        return original(self)
+
+    @_wrap(cls, "create_service")
+    def create_service(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        _plane().check_create_service(account, region, params)
+        result = original(self)
+        service = result.result["service"]
+        _plane().service_created(account, region, params, _service_info(service))
+        _publish(service)
+        return result
+
+    @_wrap(cls, "update_service")
+    def update_service(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        _plane().check_update_service(account, region, params)
+        result = original(self)
+        service = result.result["service"]
+        _plane().service_updated(account, region, params, _service_info(service))
+        _publish(service)
+        return result
+
+    @_wrap(cls, "delete_service")
+    def delete_service(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        result = original(self)
+        service = result.result["service"]
+        _plane().service_deleted(service.arn)
+        _publish(service)
+        return result
+
+    @_wrap(cls, "describe_services")
+    def describe_services(self: Any, original: Callable[..., Any]) -> Any:
+        result = original(self)
+        for service in result.result["services"]:
+            _publish(service)
+        return result
+
+    @_wrap(cls, "list_services")
+    def list_services(self: Any, original: Callable[..., Any]) -> Any:
+        # AWS lists ACTIVE and DRAINING services only; moto also lists INACTIVE ones.
+        result = original(self)
+        account, region = _ctx(self)
+        backend = ecs_backends[account][region]
+        inactive = {s.arn for s in backend.services.values() if s.status == "INACTIVE"}
+        arns = [a for a in result.result["serviceArns"] if a not in inactive]
+        return ActionResult({"serviceArns": arns})
+
+    @_wrap(cls, "run_task")
+    def run_task(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        arn = cluster_arn(account, region, params.get("cluster"))
+        tasks = _plane().run_task(account, region, arn, params)
+        return ActionResult({"tasks": tasks, "failures": []})
+
+    @_wrap(cls, "list_tasks")
+    def list_tasks(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        arn = cluster_arn(account, region, params.get("cluster"))
+        return ActionResult({"taskArns": _plane().list_tasks(account, region, arn, params)})
+
+    @_wrap(cls, "describe_tasks")
+    def describe_tasks(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        arn = cluster_arn(account, region, params.get("cluster"))
+        tasks, failures = _plane().describe_tasks(account, region, arn, params)
+        return ActionResult({"tasks": tasks, "failures": failures})
+
+    @_wrap(cls, "stop_task")
+    def stop_task(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        params = self._get_params()
+        arn = cluster_arn(account, region, params.get("cluster"))
+        return ActionResult({"task": _plane().stop_task(account, region, arn, params)})
+
+
+# ------------------------------------------------------------------------ ELBv2
+
+
+def _target_group_view(tg: Any, backend: Any) -> dict[str, Any]:
+    return {
+        "arn": tg.arn,
+        "name": tg.name,
+        "protocol": tg.protocol,
+        "port": int(tg.port) if tg.port else None,
+        "targetType": tg.target_type,
+        "healthCheckEnabled": tg.health_check_enabled,
+        "healthCheckPath": tg.health_check_path or "/",
+        "healthCheckPort": tg.health_check_port or "traffic-port",
+        "healthCheckIntervalSeconds": int(tg.health_check_interval_seconds),
+        "healthCheckTimeoutSeconds": int(tg.health_check_timeout_seconds),
+        "healthyThresholdCount": int(tg.healthy_threshold_count),
+        "unhealthyThresholdCount": int(tg.unhealthy_threshold_count),
+        "matcher": str((getattr(tg, "matcher", None) or {}).get("HttpCode", "200")),
+        "deregistrationDelay": int(tg.attributes.get("deregistration_delay.timeout_seconds", 300)),
+        "loadBalancerArns": list(tg.load_balancer_arns),
+        "targets": [
+            {"Id": t["Id"], "Port": int(t.get("Port") or tg.port)} for t in tg.targets.values()
+        ],
+    }
+
+
+def target_groups() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every target group of every account and region: (account, region, view)."""
+    for account, regions in list(elbv2_backends.items()):
+        for region, backend in list(regions.items()):
+            for tg in list(backend.target_groups.values()):
+                yield account, region, _target_group_view(tg, backend)
+
+
+def target_group(account: str, region: str, arn: str) -> dict[str, Any] | None:
+    backend = elbv2_backends[account][region]
+    tg = backend.target_groups.get(arn)
+    return None if tg is None else _target_group_view(tg, backend)
+
+
+def register_target(account: str, region: str, tg_arn: str, ip: str, port: int) -> None:
+    elbv2_backends[account][region].register_targets(tg_arn, [{"Id": ip, "Port": port}])
+
+
+def deregister_target(account: str, region: str, tg_arn: str, ip: str, port: int) -> None:
+    backend = elbv2_backends[account][region]
+    tg = backend.target_groups.get(tg_arn)
+    if tg is not None and ip in tg.targets:
+        backend.deregister_targets(tg_arn, [{"Id": ip, "Port": port}])
+
+
+def load_balancer_by_dns(dns_name: str) -> dict[str, Any] | None:
+    """The load balancer answering at ``dns_name``, with its listeners' forward targets."""
+    wanted = dns_name.lower().rstrip(".")
+    for account, regions in list(elbv2_backends.items()):
+        for region, backend in list(regions.items()):
+            for lb in list(backend.load_balancers.values()):
+                if lb.dns_name.lower() != wanted:
+                    continue
+                listeners: dict[int, list[tuple[str, int]]] = {}
+                for listener in lb.listeners.values():
+                    listeners[int(listener.port)] = _forward_targets(listener.default_actions)
+                return {
+                    "account": account,
+                    "region": region,
+                    "arn": lb.arn,
+                    "listeners": listeners,
+                }
+    return None
+
+
+def load_balancers() -> Iterator[dict[str, Any]]:
+    """Every load balancer: account, region, name, DNS name, listener ports."""
+    for account, regions in list(elbv2_backends.items()):
+        for region, backend in list(regions.items()):
+            for lb in list(backend.load_balancers.values()):
+                yield {
+                    "account": account,
+                    "region": region,
+                    "name": lb.name,
+                    "dnsName": lb.dns_name,
+                    "ports": sorted(int(li.port) for li in lb.listeners.values()),
+                }
+
+
+def _forward_targets(actions: list[Any]) -> list[tuple[str, int]]:
+    for action in actions:
+        data = getattr(action, "data", {})
+        if data.get("Type") != "forward":
+            continue
+        if data.get("TargetGroupArn"):
+            return [(data["TargetGroupArn"], 1)]
+        groups = (data.get("ForwardConfig") or {}).get("TargetGroups") or []
+        return [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups]
+    return []
+
+
+def _install_elbv2() -> None:
+    cls = ELBV2Response
+
+    @_wrap(cls, "describe_target_health")
+    def describe_target_health(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        arn = self._get_param("TargetGroupArn")
+        targets = self._get_param("Targets", [])
+        backend = elbv2_backends[account][region]
+        if arn not in backend.target_groups:
+            return original(self)  # moto raises TargetGroupNotFound
+        descriptions = _plane().describe_target_health(account, region, arn, targets)
+        return ActionResult({"TargetHealthDescriptions": descriptions})
+
+    @_wrap(cls, "create_load_balancer")
+    def create_load_balancer(self: Any, original: Callable[..., Any]) -> Any:
+        # moto names every load balancer "<name>-1.<region>.elb.amazonaws.com", the same
+        # in every account; AWS adds a number unique to that load balancer.
+        _, region = _ctx(self)
+        result = original(self)
+        for lb in result.result["LoadBalancers"]:
+            if lb.dns_name.startswith(f"{lb.name}-1."):
+                lb.dns_name = f"{lb.name}-{random_digits(10)}.{region}.elb.amazonaws.com"
+        return result
+
+
+# -------------------------------------------------------------------------- RDS
+
+
+def _rds_address(self: Any) -> str:
+    # AWS: <id>.<12 characters unique to the account and region>.<region>.rds.amazonaws.com;
+    # moto uses "aaaaaaaaaa" for everyone, so two students' endpoints would collide.
+    unique = hashlib.sha256(f"{self.account_id}:{self.region}".encode()).hexdigest()[:12]
+    return f"{self.db_instance_identifier}.{unique}.{self.region}.rds.amazonaws.com"
+
+
+def _db_view(instance: Any) -> dict[str, Any]:
+    return {
+        "identifier": instance.db_instance_identifier,
+        "engine": instance.engine,
+        "address": instance.address,
+        "port": int(instance.port),
+        "masterUsername": instance.master_username,
+        "dbName": instance.db_name,
+        "arn": instance.db_instance_arn,
+    }
+
+
+def set_db_port(account: str, region: str, identifier: str, port: int) -> None:
+    from moto.rds.models import rds_backends
+
+    rds_backends[account][region].databases[identifier].port = port
+
+
+def _install_rds() -> None:
+    DBInstance.address = property(_rds_address)  # type: ignore[assignment,method-assign]
+    cls = RDSResponse
+
+    @_wrap(cls, "create_db_instance")
+    def create_db_instance(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        password = self._get_param("MasterUserPassword")
+        result = original(self)
+        instance = result.result["DBInstance"]
+        _plane().db_instance_created(account, region, _db_view(instance), password)
+        return result
+
+    @_wrap(cls, "modify_db_instance")
+    def modify_db_instance(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        password = self._get_param("MasterUserPassword")
+        result = original(self)
+        if password:
+            instance = result.result["DBInstance"]
+            _plane().db_password_changed(account, region, _db_view(instance), password)
+        return result
+
+    @_wrap(cls, "delete_db_instance")
+    def delete_db_instance(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        result = original(self)
+        instance = result.result["DBInstance"]
+        _plane().db_instance_deleted(account, region, _db_view(instance))
+        return result
+
+
+# ------------------------------------------------------------- reads for tasks
+
+
+def role_policies(account: str, role_arn: str) -> list[dict[str, Any]] | None:
+    """Inline and attached policy documents of a role, or None if it doesn't exist."""
+    name = role_arn.rsplit("/", 1)[-1]
+    backend = iam_backends[account]["global"]
+    try:
+        role = backend.get_role(name)
+    except Exception:  # moto raises IAMNotFoundException
+        return None
+    documents = [_document(doc) for doc in role.policies.values()]
+    for policy in role.managed_policies.values():
+        version = next((v for v in policy.versions if v.is_default), None)
+        if version is not None:
+            documents.append(_document(version.document))
+    return documents
+
+
+def _document(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    from urllib.parse import unquote
+
+    text = str(raw)
+    try:
+        return dict(json.loads(text))
+    except json.JSONDecodeError:
+        return dict(json.loads(unquote(text)))
+
+
+def secret(account: str, region: str, secret_id: str) -> dict[str, Any] | None:
+    """A secret's ARN and current value ({"arn", "name", "secretString"}), or None."""
+    backend = secretsmanager_backends[account][region]
+    try:
+        value = backend.get_secret_value(secret_id, version_id=None, version_stage=None)
+    except Exception:  # moto raises its ResourceNotFoundException / InvalidRequestException
+        return None
+    return {"arn": value["ARN"], "name": value["Name"], "secretString": value.get("SecretString")}
+
+
+def image_manifest(
+    account: str, region: str, repository: str, tag: str | None, digest: str | None
+) -> tuple[str, str] | None:
+    """(manifest, digest) of an image in an ECR repository, or None when it isn't there."""
+    try:
+        repo = ecr_backends[account][region]._get_repository(repository)
+    except Exception:  # RepositoryNotFoundException
+        return None
+    for image in repo.images:
+        if (digest and image.image_digest == digest) or (tag and tag in image.image_tags):
+            return str(image.image_manifest), str(image.image_digest)
+    return None
+
+
+def log_group_exists(account: str, region: str, name: str) -> bool:
+    return name in logs_backends[account][region].groups
+
+
+def create_log_group(account: str, region: str, name: str) -> None:
+    backend = logs_backends[account][region]
+    if name not in backend.groups:
+        backend.create_log_group(name, tags={})
+
+
+def put_log_events(
+    account: str, region: str, group: str, stream: str, events: list[dict[str, Any]]
+) -> bool:
+    """Append events to a stream, creating the stream; False when the group is gone."""
+    backend = logs_backends[account][region]
+    if group not in backend.groups:
+        return False
+    backend.ensure_log_stream(group, stream)
+    backend.put_log_events(group, stream, events)
+    return True
+
+
+# -------------------------------------------------------------------------- EC2
+
+
+def create_eni(
+    account: str, region: str, subnet_id: str, group_ids: list[str], description: str
+) -> dict[str, Any]:
+    """An ENI with an address from the subnet, as Fargate makes for each task."""
+    backend = ec2_backends[account][region]
+    subnet = backend.get_subnet(subnet_id)
+    eni = backend.create_network_interface(
+        subnet=subnet, private_ip_address=None, group_ids=group_ids, description=description
+    )
+    eni.private_ip_address = subnet.get_available_subnet_ip(eni)
+    eni.status = "in-use"
+    eni.interface_type = "interface"
+    return {
+        "id": eni.id,
+        "ip": eni.private_ip_address,
+        "mac": eni.mac_address,
+        "availabilityZone": subnet.availability_zone,
+    }
+
+
+def delete_eni(account: str, region: str, eni_id: str) -> None:
+    backend = ec2_backends[account][region]
+    eni = backend.enis.get(eni_id)
+    if eni is None:
+        return
+    try:
+        eni.subnet.del_subnet_ip(eni.private_ip_address)
+    except KeyError:
+        pass
+    backend.enis.pop(eni_id, None)
+
+
+def subnet_exists(account: str, region: str, subnet_id: str) -> bool:
+    return ec2_backends[account][region].get_subnet(subnet_id) is not None
+
+
+def accounts() -> list[str]:
+    """Accounts that have made at least one ECS, ELB or EC2 call."""
+    seen: set[str] = set()
+    for backends in (ecs_backends, elbv2_backends, ec2_backends):
+        seen.update(backends.keys())
+    return sorted(seen)

@@ -1,0 +1,275 @@
+"""Start, stop, inspect and reset the background sandbox server.
+
+One server per ``HANDSON_HOME``: its state file records the process, ports and the
+sandbox id that every process it starts carries in its environment, so ``stop`` can
+end them all even when the server itself was killed. A lock file makes concurrent
+``start`` calls wait for each other instead of starting two servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from handson.exceptions import SandboxError
+from handson.sandbox.config import SandboxConfig, load_config
+from handson.sandbox.dataplane.runtime import MARKER_ENV, marked_processes
+
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """What ``handson sandbox status`` reports."""
+
+    running: bool
+    endpoint_url: str | None = None
+    alb_proxy_url: str | None = None
+    pid: int | None = None
+    speed: float | None = None
+    details: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_state(config: SandboxConfig) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(config.state_file.read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped) is not a running server.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _request(
+    url: str, method: str = "GET", body: dict[str, Any] | None = None, timeout: float = 2.0
+) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback)
+        return dict(json.loads(response.read() or b"{}"))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _start_lock(config: SandboxConfig) -> Iterator[None]:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.state_dir / "start.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def status(config: SandboxConfig | None = None) -> SandboxStatus:
+    """Whether a sandbox server is running for this ``HANDSON_HOME``, and where."""
+    config = config or load_config()
+    state = _read_state(config)
+    if state is None or not _alive(int(state["pid"])):
+        return SandboxStatus(running=False)
+    endpoint = f"http://127.0.0.1:{state['port']}"
+    try:
+        details = _request(f"{endpoint}/_handson/status")
+    except (OSError, urllib.error.URLError, ValueError):
+        return SandboxStatus(running=False, pid=int(state["pid"]))
+    return SandboxStatus(
+        running=True,
+        endpoint_url=endpoint,
+        alb_proxy_url=details.get("alb_proxy"),
+        pid=int(state["pid"]),
+        speed=float(details.get("speed", 0)),
+        details=details,
+    )
+
+
+def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT) -> SandboxStatus:
+    """Start the sandbox in the background and return once it answers (idempotent)."""
+    config = config or load_config()
+    with _start_lock(config):
+        current = status(config)
+        if current.running:
+            return current
+        state = _read_state(config)
+        if state is not None:
+            # A stale state file: the server died. Clean up whatever it left running.
+            _terminate(state)
+            config.state_file.unlink(missing_ok=True)
+        for port, variable in (
+            (config.port, "HANDSON_SANDBOX_PORT"),
+            (config.alb_port, "HANDSON_SANDBOX_ALB_PORT"),
+        ):
+            if not _port_free(port):
+                raise SandboxError(
+                    f"Port {port} on 127.0.0.1 is already in use by another program, so the "
+                    f"sandbox can't listen there. Stop that program, or pick a free port: "
+                    f"{variable}=<port> handson sandbox start"
+                )
+        return _spawn(config, timeout)
+
+
+def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
+    sandbox_id = uuid.uuid4().hex
+    command = [
+        sys.executable, "-m", "handson.sandbox.server",
+        "--port", str(config.port),
+        "--alb-port", str(config.alb_port),
+        "--speed", str(config.speed),
+        "--state-dir", str(config.state_dir),
+        "--sandbox-id", sandbox_id,
+    ]  # fmt: skip
+    if config.seed is not None:
+        command += ["--seed", str(config.seed)]
+    env = dict(os.environ, **{MARKER_ENV: sandbox_id})
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.log_file, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,  # not killed with the notebook kernel or the terminal
+        )
+    state = {
+        "pid": process.pid,
+        "port": config.port,
+        "alb_port": config.alb_port,
+        "speed": config.speed,
+        "sandbox_id": sandbox_id,
+        "started_at": time.time(),
+    }
+    config.state_file.write_text(json.dumps(state, indent=1))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            config.state_file.unlink(missing_ok=True)
+            raise SandboxError(
+                f"The sandbox server exited during start (code {process.returncode}). "
+                f"Its log is {config.log_file}:\n{_tail(config.log_file)}"
+            )
+        current = status(config)
+        if current.running:
+            return current
+        time.sleep(0.05)
+    _terminate(state)
+    config.state_file.unlink(missing_ok=True)
+    raise SandboxError(
+        f"The sandbox server did not answer within {timeout:.0f} s; see {config.log_file}."
+    )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop(config: SandboxConfig | None = None) -> bool:
+    """Stop the sandbox and every process it started; False if none was running."""
+    config = config or load_config()
+    with _start_lock(config):
+        state = _read_state(config)
+        if state is None:
+            return False
+        if _alive(int(state["pid"])):
+            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+                _request(f"http://127.0.0.1:{state['port']}/_handson/shutdown", "POST")
+            _wait_gone([int(state["pid"])], 10.0)
+        _terminate(state)
+        config.state_file.unlink(missing_ok=True)
+        return True
+
+
+def _terminate(state: dict[str, Any]) -> None:
+    """End the server and every process carrying its sandbox id: TERM, then KILL."""
+    pids = {int(state["pid"]), *marked_processes(str(state.get("sandbox_id")))}
+    pids = {p for p in pids if _alive(p)}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        pids = _wait_gone(pids, 5.0)
+        pids |= {p for p in marked_processes(str(state.get("sandbox_id"))) if _alive(p)}
+        if not pids:
+            return
+
+
+def _wait_gone(pids: Iterable[int], timeout: float) -> set[int]:
+    remaining = set(pids)
+    deadline = time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        for pid in list(remaining):
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)  # reap our own child so it isn't a zombie
+            if not _alive(pid):
+                remaining.discard(pid)
+        if remaining:
+            time.sleep(0.05)
+    return remaining
+
+
+def reset(config: SandboxConfig | None = None) -> None:
+    """Forget every resource in every account; the server keeps running."""
+    config = config or load_config()
+    current = status(config)
+    if not current.running or current.endpoint_url is None:
+        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+    _request(f"{current.endpoint_url}/_handson/reset", "POST", timeout=30)
+
+
+def inject_faults(
+    throttle_rate: float,
+    *,
+    services: list[str] | None = None,
+    seed: int = 0,
+    config: SandboxConfig | None = None,
+) -> None:
+    """Make a share of API calls fail with ThrottlingException (0 turns it off)."""
+    config = config or load_config()
+    current = status(config)
+    if not current.running or current.endpoint_url is None:
+        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+    _request(
+        f"{current.endpoint_url}/_handson/faults",
+        "POST",
+        {"throttle_rate": throttle_rate, "services": services or [], "seed": seed},
+    )
