@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -141,7 +143,11 @@ def start_app(env: dict[str, str], *, wait_ready: bool = True) -> AppProcess:
 def pg(tmp_path_factory):
     """A PostgreSQL server on a unix socket, with an empty test database."""
     pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # As root, pgserver runs PostgreSQL as an unprivileged user, which must be able to
+    # reach the data directory: pytest's own temp root is private (0700).
+    base = Path(tempfile.mkdtemp(prefix="handson-app-pg-"))
+    base.chmod(0o755)
+    server = pgserver.get_server(base / "data", cleanup_mode="delete")
     info = server.get_postmaster_info()
     conninfo = {"host": str(info.socket_dir), "port": info.port, "user": "postgres"}
     with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as conn:
@@ -149,6 +155,7 @@ def pg(tmp_path_factory):
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     yield {**conninfo, "dbname": DB_NAME}
     server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 Without Docker there is nothing to build or pull. An "image" is an OCI image manifest whose
 annotations say where the build context lives and what its Dockerfile configures (CMD,
 ENTRYPOINT, ENV, WORKDIR, EXPOSE, HEALTHCHECK, USER, LABEL). It is pushed with
-``ecr.put_image(imageManifest=build_manifest(...),
-imageManifestMediaType=OCI_MANIFEST_MEDIA_TYPE)`` and the data plane reads it back with
-:func:`read_manifest` to start the task as a local process.
+``ecr.put_image(imageManifest=m, imageManifestMediaType=OCI_MANIFEST_MEDIA_TYPE,
+imageDigest=image_digest(m))`` (see :func:`image_digest` for why the digest is passed) and the
+data plane reads it back with :func:`read_manifest` to start the task as a local process.
 
 Pure standard library plus dockerfile-parse; no moto and no AWS calls.
 """

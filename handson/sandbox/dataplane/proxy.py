@@ -91,6 +91,7 @@ class Route:
     Choosing among healthy targets, and failing open to all targets when none is healthy
     (ecs-behaviour.md §5.4), is the data plane's job. ``report(target, ok)`` is called once
     per forwarded request: ok is False for a connection failure, timeout or invalid response.
+    Both are called from many handler threads at once, so they must be thread-safe.
     """
 
     pick: Callable[[], Target | None]
@@ -238,6 +239,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """Parse errors from http.server, answered with ALB pages; an ALB reports oversize
         request lines and headers as 400 (load-balancer-troubleshooting.md, "HTTP 400")."""
         logger.debug("edge proxy: rejecting request: %s %s", code, message)
+        if self.request_version == "HTTP/0.9":
+            # http.server writes no status line or headers for HTTP/0.9; an ALB always does.
+            self.request_version = "HTTP/1.1"
         self.close_connection = True
         self._close_after = True
         self._send_alb_error(400 if code in (414, 431) else code)
@@ -247,7 +251,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         self._close_after = False
         try:
-            self._forward()
+            if self.request_version == "HTTP/0.9":  # "GET /" with no version: not for an ALB
+                self.send_error(400)
+            else:
+                self._forward()
         except _ClientError as exc:
             logger.debug("edge proxy: client %s: %s", self.address_string(), exc)
             self.close_connection = True
@@ -317,6 +324,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             authority = self.headers.get("Host", "").strip()
             path = raw
         else:
+            self._close_after = True
             self._send_alb_error(400)
             return None
         try:
@@ -326,6 +334,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             hostname = None
         if not hostname:
             # HTTP/1.1 requires Host; without it there is no load balancer to pick.
+            self._close_after = True
             self._send_alb_error(400)
             return None
         return hostname.rstrip(".").lower(), port, path, authority
@@ -408,8 +417,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 conn.putheader("Transfer-Encoding", "chunked")
             elif length or self.command in ("POST", "PUT", "PATCH"):
                 conn.putheader("Content-Length", str(length))
-        except ValueError as exc:  # characters http.client refuses to send
-            raise _ClientError(f"unsendable request: {exc}") from exc
+        except ValueError as exc:  # characters http.client refuses to send: malformed request
+            logger.debug("edge proxy: %s: unsendable request: %s", label, exc)
+            self._close_after = True
+            self._send_alb_error(400)
+            return None
 
         body = self._chunked_body() if kind == "chunked" else self._sized_body(length)
         try:
