@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -63,8 +64,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     host = PostgresHost(tmp_path_factory.mktemp("rds"))
     host.start()
     port = _free_port()
-    a = Instance("123456789012-ap-northeast-1-alpha", "alpha-secret-1", "appa", ("127.0.0.1", port))
-    b = Instance("123456789012-ap-northeast-1-bravo", "bravo-secret-2", "appb", _second_address(port))
+    a = Instance("123456789012-ap-northeast-1-alpha", "alpha-1", "appa", ("127.0.0.1", port))
+    b = Instance("123456789012-ap-northeast-1-bravo", "bravo-2", "appb", _second_address(port))
     _create(host, a)
     _create(host, b)
     try:
@@ -270,7 +271,22 @@ def test_pids_are_the_servers_processes(env) -> None:
     host, _, _ = env
     pids = host.pids()
     assert len(pids) >= 2  # the postmaster and its helpers
-    assert all(psutil.Process(pid).name() == "postgres" for pid in pids)
+    names = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a backend may just have ended
+            names.append(psutil.Process(pid).name())
+    assert set(names) == {"postgres"}
+
+
+def _snapshot(pids: list[int]) -> list[tuple[int, float]]:
+    """(pid, create_time) of those still running (a backend may just have ended)."""
+    procs = []
+    for pid in pids:
+        try:
+            procs.append((pid, psutil.Process(pid).create_time()))
+        except psutil.NoSuchProcess:
+            pass
+    return procs
 
 
 def _alive(procs: list[tuple[int, float]]) -> list[int]:
@@ -287,11 +303,13 @@ def _alive(procs: list[tuple[int, float]]) -> list[int]:
 
 
 def _using(data_dir: Path) -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if str(data_dir) in " ".join(proc.info["cmdline"] or []):
-            found.append(proc.pid)
-    return found
+    """Processes started with ``data_dir``'s cluster (postgres -D <pgdata>)."""
+    pgdata = str(data_dir / "pgdata")
+    return [
+        proc.pid
+        for proc in psutil.process_iter(["cmdline"])
+        if pgdata in (proc.info["cmdline"] or [])
+    ]
 
 
 def test_stop_leaves_no_process_and_restart_reuses_the_data(env) -> None:
@@ -300,7 +318,7 @@ def test_stop_leaves_no_process_and_restart_reuses_the_data(env) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS survivor (v text)")
         conn.execute("INSERT INTO survivor VALUES ('still here')")
     cluster = (host.data_dir / "pgdata" / "PG_VERSION").stat().st_ino
-    procs = [(pid, psutil.Process(pid).create_time()) for pid in host.pids()]
+    procs = _snapshot(host.pids())
 
     host.stop()
     assert _alive(procs) == []

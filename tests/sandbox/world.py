@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from handson.sandbox.dataplane.images import build_manifest, parse_dockerfile
+from handson.sandbox.dataplane.images import build_manifest, image_digest, parse_dockerfile
 
 REGION = "ap-northeast-1"
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -224,6 +224,7 @@ class World:
             imageManifest=manifest,
             imageManifestMediaType="application/vnd.oci.image.manifest.v1+json",
             imageTag=tag,
+            imageDigest=image_digest(manifest),
         )["image"]
         return str(image["imageId"]["imageDigest"])
 

@@ -21,7 +21,7 @@ from handson.sandbox.dataplane.database import PostgresHost
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
-from handson.sandbox.dataplane.scheduler import Scheduler
+from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
 from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class DataPlane:
             health_check_grace_period=int(params.get("healthCheckGracePeriodSeconds") or 0),
             deployments=[
                 Deployment(
-                    id=info["deploymentId"] or "",
+                    id=new_deployment_id(),
                     task_definition=info["taskDefinition"],
                     desired_count=int(params.get("desiredCount") or 0),
                 )

@@ -63,6 +63,7 @@ class TargetRecord:
     draining_until: float | None = None
     in_flight: bool = False
     last_failure: CheckResult | None = None
+    unhealthy_since: float | None = None
 
     def to_api(self, health_check_port: str) -> dict[str, Any]:
         health: dict[str, Any] = {"State": self.state}
@@ -227,6 +228,8 @@ class TargetHealthTable:
             return
         if record.state == "healthy" and record.failures < tg["unhealthyThresholdCount"]:
             return
+        if record.state != "unhealthy":
+            record.unhealthy_since = self.clock.now()
         record.state, record.reason, record.description = (
             "unhealthy",
             result.reason,

@@ -26,6 +26,9 @@ UNCHECKED_HEALTHY_AFTER = 40.0
 # Restart throttle after launch failures: grows up to 15 minutes (ecs-behaviour.md §2.4).
 THROTTLE_BASE, THROTTLE_MAX = 10.0, 900.0
 UNABLE_TO_START_AFTER = 3
+# ECS learns of target health by polling the load balancer: it acts on an unhealthy
+# target this long (AWS seconds) after the target turned unhealthy.
+ELB_HEALTH_POLL = 10.0
 
 
 def new_deployment_id() -> str:
@@ -194,7 +197,11 @@ class Scheduler:
             reason = None
             for tg_arn, port in task.registrations:
                 record = self.targets.get(tg_arn, task.private_ip or "", port)
-                if record is not None and record.state == "unhealthy":
+                if (
+                    record is not None
+                    and record.state == "unhealthy"
+                    and now - (record.unhealthy_since or now) >= ELB_HEALTH_POLL
+                ):
                     self.event(
                         service,
                         f"(service {service.name}) (task {task.id}) (port {port}) is unhealthy in "

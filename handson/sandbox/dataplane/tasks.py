@@ -370,7 +370,8 @@ class TaskRunner:
                     "$PATH: unknown"
                 ) from exc
             env = base_environment(self.sandbox_id, self.hosts_file(task.account, task.region))
-            env.update(image.config.env)
+            # The image's PATH names its base image's folders, which don't exist here.
+            env.update({k: v for k, v in image.config.env.items() if k != "PATH"})
             env.update(
                 {
                     "AWS_REGION": task.region,
@@ -449,7 +450,12 @@ class TaskRunner:
         return group, stream
 
     def _pull(self, task: Task, container: Container) -> images.LocalImage:
-        ref = images.parse_image_uri(container.image)
+        try:
+            ref = images.parse_image_uri(container.image)
+        except ValueError as exc:
+            raise TaskStartError(
+                f"CannotPullContainerError: invalid reference format: {container.image}"
+            ) from exc
         manifest = None
         if ref.is_ecr:
             manifest = moto_bridge.image_manifest(
