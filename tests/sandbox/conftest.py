@@ -55,14 +55,18 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[sandbox.SandboxStatus]:
-    config = make_config()
-    status = sandbox.start(config)
+def sandbox_config() -> SandboxConfig:
+    return make_config()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(sandbox_config: SandboxConfig) -> Iterator[sandbox.SandboxStatus]:
+    status = sandbox.start(sandbox_config)
     try:
         yield status
     finally:
-        sandbox.stop(config)
-        shutil.rmtree(config.home, ignore_errors=True)
+        sandbox.stop(sandbox_config)
+        shutil.rmtree(sandbox_config.home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -284,8 +285,6 @@ class _Front:
             sock.close()
 
     def _accept_loop(self) -> None:
-        import selectors
-
         with selectors.DefaultSelector() as selector:
             selector.register(self._sock, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)

@@ -21,6 +21,7 @@ from handson.sandbox.dataplane.database import PostgresHost
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
+from handson.sandbox.dataplane.runtime import LoopbackPool
 from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
 from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json
 
@@ -45,7 +46,10 @@ class DataPlane:
         self.sandbox_id = sandbox_id
         self.lock = threading.RLock()
         self.clock = Clock(speed)
+        # Each sandbox on the machine takes its own 127.x.0.0/16, so that two of them (a
+        # learner's and a test run's) don't hand out the same task addresses.
         self.runner = TaskRunner(
+            loopback=LoopbackPool(f"127.{16 + alb_port % 230}.0.1"),
             clock=self.clock,
             sandbox_id=sandbox_id,
             hosts_file=self.hosts_file,
@@ -472,16 +476,24 @@ class DataPlane:
         if not str(view["engine"]).startswith(("postgres", "aurora-postgresql")):
             return
         key = self._db_key(account, region, view["identifier"])
-        address = self.db_addresses.get(key) or self.runner.loopback.allocate()
-        self.db_addresses[key] = address
         self.database.start()
-        self.database.create_instance(
-            key,
-            master_user=view["masterUsername"] or "postgres",
-            master_password=password or "",
-            db_name=view["dbName"],
-            listen=(address, int(view["port"])),
-        )
+        for _attempt in range(20):
+            # Another program (or another sandbox) may hold this address and port.
+            address = self.db_addresses.get(key) or self.runner.loopback.allocate()
+            try:
+                self.database.create_instance(
+                    key,
+                    master_user=view["masterUsername"] or "postgres",
+                    master_password=password or "",
+                    db_name=view["dbName"],
+                    listen=(address, int(view["port"])),
+                )
+                break
+            except OSError:
+                self.db_addresses.pop(key, None)
+        else:
+            raise ApiError("InternalFailure", "The sandbox found no free loopback address.")
+        self.db_addresses[key] = address
         self.dns.setdefault((account, region), {})[view["address"]] = address
         self._write_hosts(account, region)
 

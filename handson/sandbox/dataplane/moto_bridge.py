@@ -26,14 +26,17 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ecr.models import ecr_backends
+from moto.ecs.exceptions import ECSException
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import elbv2_backends
 from moto.elbv2.responses import ELBV2Response
 from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.rds.exceptions import RDSClientError
 from moto.rds.models import DBInstance
 from moto.rds.responses import RDSResponse
 from moto.secretsmanager.models import secretsmanager_backends
@@ -52,11 +55,13 @@ class ApiError(Exception):
 
 
 @contextmanager
-def _as_aws_errors() -> Iterator[None]:
+def _as_aws_errors(error_class: type[ServiceException]) -> Iterator[None]:
+    # moto serialises an error with the service model of the module its class lives in,
+    # so each service's errors must be raised as that service's exception class.
     try:
         yield
     except ApiError as exc:
-        raise ServiceException(exc.code, exc.message) from exc
+        raise error_class(exc.code, exc.message) from exc
 
 
 # --------------------------------------------------------------------------- app
@@ -97,12 +102,19 @@ _dp: DataPlane | None = None
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 
 
+_ERROR_CLASSES: dict[type, type[ServiceException]] = {
+    EC2ContainerServiceResponse: ECSException,
+    ELBV2Response: ELBClientError,
+    RDSResponse: RDSClientError,
+}
+
+
 def _wrap(cls: type, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         original = _originals.setdefault((cls, name), getattr(cls, name))
 
         def method(self: Any) -> Any:
-            with _as_aws_errors():
+            with _as_aws_errors(_ERROR_CLASSES[cls]):
                 return func(self, original)
 
         method.__name__ = name

@@ -91,6 +91,7 @@ class TaskRunner:
     def __init__(
         self,
         *,
+        loopback: LoopbackPool,
         clock: Clock,
         sandbox_id: str,
         hosts_file: Callable[[str, str], Path],
@@ -102,7 +103,7 @@ class TaskRunner:
         self.lock = lock
         self.tasks: dict[str, Task] = {}
         self.running: dict[str, Running] = {}
-        self.loopback = LoopbackPool()
+        self.loopback = loopback
         # (account, region, ENI IP) -> loopback address standing in for it
         self.addresses: dict[tuple[str, str, str], str] = {}
         self._log_lines: list[LogLine] = []

@@ -1,0 +1,136 @@
+"""Where moto alone differs from AWS, the sandbox answers as AWS does
+(tooling-notes.md lists moto's gaps; ecs-behaviour.md the AWS behaviour)."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+from world import World
+
+from handson import sandbox
+
+
+def error_of(call, **kwargs) -> botocore.exceptions.ClientError:
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call(**kwargs)
+    return caught.value
+
+
+def test_invalid_fargate_size_is_rejected(world: World) -> None:
+    ecs = world.client("ecs")
+    base = {
+        "family": "x",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "containerDefinitions": [{"name": "x", "image": "x"}],
+    }
+    # §1.2: valid cpu, memory not allowed for it.
+    error = error_of(ecs.register_task_definition, **base, cpu="256", memory="4096")
+    assert error.response["Error"]["Code"] == "ClientException"
+    assert error.response["Error"]["Message"] == "No Fargate configuration exists for given values."
+    # §1.2: a cpu value that is not in the table.
+    error = error_of(ecs.register_task_definition, **base, cpu="300", memory="512")
+    assert error.response["Error"]["Message"] == "Invalid 'cpu' setting for task."
+    # Every pair of the table registers.
+    assert (
+        ecs.register_task_definition(**base, cpu="1024", memory="8192")["taskDefinition"][
+            "revision"
+        ]
+        == 1
+    )
+
+
+def test_describe_services_echoes_configuration(world: World) -> None:
+    world.push_image()
+    world.register_task_definition()
+    world.create_service(desired=1, healthCheckGracePeriodSeconds=30)
+    service = world.service()
+    assert service["deploymentConfiguration"] == {
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    }
+    assert service["healthCheckGracePeriodSeconds"] == 30
+    assert service["loadBalancers"][0]["containerPort"] == 3000
+
+
+def test_create_service_twice_fails_like_aws(world: World) -> None:
+    world.register_task_definition()
+    world.create_service(desired=0)
+    error = error_of(world.create_service, desired=0)
+    assert error.response["Error"]["Code"] == "InvalidParameterException"
+    assert error.response["Error"]["Message"] == "Creation of service was not idempotent."
+
+
+def test_create_service_checks_load_balancer_wiring(world: World) -> None:
+    world.register_task_definition()
+    lb = {"targetGroupArn": world.ids["tg"], "containerName": "nope", "containerPort": 3000}
+    error = error_of(world.create_service, loadBalancers=[lb])
+    assert (
+        error.response["Error"]["Message"]
+        == "The container nope does not exist in the task definition."
+    )
+    lb = {"targetGroupArn": world.ids["tg"], "containerName": "demo-dev-app", "containerPort": 8080}
+    error = error_of(world.create_service, loadBalancers=[lb])
+    assert "did not have a container port 8080 defined" in error.response["Error"]["Message"]
+    config = {"maximumPercent": 50, "minimumHealthyPercent": 100}
+    error = error_of(world.create_service, deploymentConfiguration=config)
+    assert error.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_secrets_need_an_execution_role(world: World) -> None:
+    error = error_of(world.register_task_definition, executionRoleArn="")
+    assert "executionRoleArn" in error.response["Error"]["Message"]
+
+
+def test_alb_dns_names_are_unique(world: World, new_account: World) -> None:
+    new_account.build_network()
+    new_account.build_alb()
+    assert world.ids["alb_dns"] != new_account.ids["alb_dns"]
+    assert world.ids["alb_dns"].endswith(".ap-northeast-1.elb.amazonaws.com")
+
+
+def test_rds_endpoint_is_per_account(world: World) -> None:
+    address = world.client("rds").describe_db_instances()["DBInstances"][0]["Endpoint"]["Address"]
+    assert address.startswith("demo-dev-db.") and address.endswith(
+        ".ap-northeast-1.rds.amazonaws.com"
+    )
+    assert ".aaaaaaaaaa." not in address
+
+
+def test_throttling_is_survived_by_boto3_retries(world: World, sandbox_config) -> None:
+    config = sandbox_config
+    world.register_task_definition()
+    world.create_service(desired=0)
+    sandbox.inject_faults(0.3, services=["ecs"], seed=7, config=config)
+    try:
+        # §8.4: standard mode retries ThrottlingException; with enough attempts all pass.
+        patient = world.session.client(
+            "ecs",
+            endpoint_url=world.endpoint,
+            config=Config(retries={"mode": "standard", "max_attempts": 10}),
+        )
+        for _ in range(30):
+            patient.describe_services(cluster=world.ids["cluster"], services=[world.ids["service"]])
+        # Without retries the same share of calls fails, with AWS's code and message.
+        impatient = world.session.client(
+            "ecs",
+            endpoint_url=world.endpoint,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
+        errors = []
+        for _ in range(30):
+            try:
+                impatient.describe_services(
+                    cluster=world.ids["cluster"], services=[world.ids["service"]]
+                )
+            except botocore.exceptions.ClientError as exc:
+                errors.append(exc.response["Error"])
+        assert errors
+        assert {(e["Code"], e["Message"]) for e in errors} == {
+            ("ThrottlingException", "Rate exceeded")
+        }
+        assert sandbox.status(config).details["throttled"] > len(errors)
+    finally:
+        sandbox.inject_faults(0, config=config)
