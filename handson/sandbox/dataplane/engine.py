@@ -61,6 +61,7 @@ class DataPlane:
         # Per account and region: host name -> loopback address (the VPC's DNS).
         self.dns: dict[tuple[str, str], dict[str, str]] = {}
         self.db_addresses: dict[str, str] = {}  # instance key -> loopback address
+        self._database_started = False
         self.proxy = EdgeProxy(self._route, host="127.0.0.1", port=alb_port)
         self._turns: dict[str, int] = {}
         self._stop = threading.Event()
@@ -92,7 +93,7 @@ class DataPlane:
             self.runner.addresses.clear()
             self.scheduler.services.clear()
             self.targets.records.clear()
-            for key in list(self.database.instances()):
+            for key in list(self.db_addresses):
                 self.database.delete_instance(key)
             self.dns.clear()
             self.db_addresses.clear()
@@ -476,7 +477,7 @@ class DataPlane:
         if not str(view["engine"]).startswith(("postgres", "aurora-postgresql")):
             return
         key = self._db_key(account, region, view["identifier"])
-        self.database.start()
+        self._start_database()
         for _attempt in range(20):
             # Another program (or another sandbox) may hold this address and port.
             address = self.db_addresses.get(key) or self.runner.loopback.allocate()
@@ -496,6 +497,16 @@ class DataPlane:
         self.db_addresses[key] = address
         self.dns.setdefault((account, region), {})[view["address"]] = address
         self._write_hosts(account, region)
+
+    def _start_database(self) -> None:
+        """Start PostgreSQL on first use; drop databases left by an earlier sandbox run."""
+        if self._database_started:
+            return
+        self.database.start()
+        for key in self.database.instances():
+            if key not in self.db_addresses:
+                self.database.delete_instance(key)
+        self._database_started = True
 
     def db_password_changed(
         self, account: str, region: str, view: dict[str, Any], password: str
