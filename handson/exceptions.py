@@ -6,6 +6,8 @@ Every error the kit raises on purpose derives from ``HandsonError``::
     ├── ConfigurationError      bad input from the learner, found before any AWS call
     │   └── FargateSizeError    cpu/memory pair that Fargate does not offer
     ├── SandboxError            local sandbox lifecycle: busy port, stale state, not running
+    ├── DeploymentError         an ECS deployment failed (circuit breaker), with the reasons
+    ├── WaitTimeoutError        waiting for a state took longer than allowed
     └── AwsError                an AWS (or sandbox) API call failed; has code/operation/hint
         └── NotFoundError       the named resource does not exist
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 __all__ = [
     "AwsError",
     "ConfigurationError",
+    "DeploymentError",
     "FargateSizeError",
     "HandsonError",
     "NotFoundError",
     "SandboxError",
+    "WaitTimeoutError",
 ]
 
 
@@ -68,3 +72,12 @@ class AwsError(HandsonError):
 
 class NotFoundError(AwsError):
     """The resource named in an AWS call does not exist."""
+
+
+class DeploymentError(HandsonError):
+    """An ECS deployment failed (e.g. the circuit breaker tripped): the message lists the
+    stopped tasks' reasons and what to check."""
+
+
+class WaitTimeoutError(HandsonError):
+    """Waiting for AWS to reach a state took longer than allowed."""

@@ -252,3 +252,76 @@ def test_stopped_tasks_are_listed_only_with_desired_status_stopped(world: World)
         cluster=world.ids["cluster"], serviceName=world.ids["service"], desiredStatus="STOPPED"
     )["taskArns"]
     assert stopped and not set(stopped) & set(running)
+
+
+def test_private_subnets_without_nat_cannot_reach_aws(endpoint: str) -> None:
+    """Why chapter 7 turns the NAT gateway on: tasks without a public IP in private
+    subnets have no way to ECR, Secrets Manager or CloudWatch Logs."""
+    world = World(endpoint, "444444444401")
+    world.build_network(nat=False)
+    world.build_alb()
+    world.build_cluster_and_roles()
+    world.build_database()
+    world.allow_secret()
+    world.push_image()
+    world.register_task_definition()
+    world.create_service(desired=1)
+    task = first_stopped(world)
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert task["stoppedReason"].startswith(
+        "ResourceInitializationError: unable to pull secrets or registry auth: The task cannot "
+        "pull registry auth from Amazon ECR: There is a connection issue between the task and "
+        "Amazon ECR. Check your task network configuration."
+    )
+
+
+def test_vpc_endpoints_replace_the_nat_gateway(endpoint: str) -> None:
+    """Chapter 8: interface endpoints (ecr.api, ecr.dkr, logs, secretsmanager) with private
+    DNS plus the S3 gateway endpoint let the tasks start without a NAT gateway."""
+    world = World(endpoint, "444444444402")
+    world.build_network(nat=False)
+    world.build_alb()
+    world.build_cluster_and_roles()
+    world.build_database()
+    world.allow_secret()
+    ec2 = world.client("ec2")
+    vpc, subnets = world.ids["vpc"], world.ids["subnets"]
+    private = [subnets["private_a"], subnets["private_c"]]
+    for service in ("ecr.api", "ecr.dkr", "logs"):
+        ec2.create_vpc_endpoint(
+            VpcId=vpc,
+            ServiceName=f"com.amazonaws.ap-northeast-1.{service}",
+            VpcEndpointType="Interface",
+            SubnetIds=private,
+            PrivateDnsEnabled=True,
+        )
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    private_tables = [
+        t["RouteTableId"]
+        for t in tables
+        if any(a.get("SubnetId") in private for a in t["Associations"])
+    ]
+    ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName="com.amazonaws.ap-northeast-1.s3",
+        VpcEndpointType="Gateway",
+        RouteTableIds=private_tables,
+    )
+    world.push_image()
+    world.register_task_definition()
+    world.create_service(desired=1)
+    # Without the secretsmanager endpoint the secrets can't be fetched...
+    task = first_stopped(world)
+    assert "connection issue between the task and AWS Secrets Manager" in task["stoppedReason"]
+    # ...with it, the service reaches a steady state.
+    ec2.create_vpc_endpoint(
+        VpcId=vpc,
+        ServiceName="com.amazonaws.ap-northeast-1.secretsmanager",
+        VpcEndpointType="Interface",
+        SubnetIds=private,
+        PrivateDnsEnabled=True,
+    )
+    world.client("ecs").update_service(
+        cluster=world.ids["cluster"], service=world.ids["service"], forceNewDeployment=True
+    )
+    world.wait_steady()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import make_config
+from sandbox_support import make_config
 from world import World
 
 from handson import sandbox

@@ -86,6 +86,7 @@ class Task:
     containers: list[Container]
     subnet_id: str
     security_groups: list[str]
+    assign_public_ip: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
     service_arn: str | None = None
     service_uid: str | None = None  # which incarnation of the service owns it

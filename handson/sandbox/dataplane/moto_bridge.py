@@ -595,6 +595,37 @@ def delete_eni(account: str, region: str, eni_id: str) -> None:
     backend.enis.pop(eni_id, None)
 
 
+def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
+    """How a subnet reaches AWS services: its default route ("igw", "nat" or None) and
+    the services it reaches through VPC endpoints (interface ones with private DNS, and
+    gateway ones on its route table)."""
+    backend = ec2_backends[account][region]
+    subnet = backend.get_subnet(subnet_id)
+    tables = [t for t in backend.route_tables.values() if t.vpc_id == subnet.vpc_id]
+    table = next((t for t in tables if subnet_id in t._associations.values()), None)
+    if table is None:
+        table = next((t for t in tables if t.main_association_id), None)
+    default_route = None
+    for route in table.routes if table else []:
+        if route.destination_cidr_block != "0.0.0.0/0":
+            continue
+        if route.nat_gateway is not None and route.nat_gateway.state == "available":
+            default_route = "nat"
+        elif route.gateway is not None and str(route.gateway.id).startswith("igw-"):
+            default_route = "igw"
+    services = set()
+    for endpoint in backend.vpc_end_points.values():
+        if endpoint.vpc_id != subnet.vpc_id or endpoint.state != "available":
+            continue
+        name = endpoint.service_name.split(f"{region}.", 1)[-1]
+        if endpoint.vpc_endpoint_type == "Gateway":
+            if table is not None and table.id in (endpoint.route_table_ids or []):
+                services.add(name)
+        elif endpoint.private_dns_enabled:
+            services.add(name)
+    return {"default_route": default_route, "endpoint_services": services}
+
+
 def subnet_exists(account: str, region: str, subnet_id: str) -> bool:
     return ec2_backends[account][region].get_subnet(subnet_id) is not None
 

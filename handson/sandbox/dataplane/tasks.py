@@ -85,6 +85,75 @@ class Running:
     term_sent_at: float | None = None
 
 
+# A public address of the service endpoint, only for the wording of timeouts.
+_ENDPOINT_IP = "3.112.64.10"
+
+
+class Egress:
+    """Whether a task's subnet reaches the AWS services Fargate needs to start it.
+
+    A task in a private subnet needs a NAT gateway, or VPC endpoints (chapter 8); in a
+    public subnet it needs a public IP. Without a way out, AWS fails the task with a
+    "connection issue" ResourceInitializationError or a pull timeout; so does the sandbox.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        route = moto_bridge.egress(task.account, task.region, task.subnet_id)
+        self.internet = route["default_route"] == "nat" or (
+            route["default_route"] == "igw" and task.assign_public_ip
+        )
+        self.endpoints: set[str] = route["endpoint_services"]
+
+    def require(self, service: str, what: str, **details: str) -> None:
+        if self.internet or service in self.endpoints:
+            return
+        raise TaskStartError(self._reason(service, **details))
+
+    def _reason(self, service: str, image: str = "", secret_arn: str = "") -> str:
+        region, timeout = self.task.region, f"dial tcp {_ENDPOINT_IP}:443: i/o timeout"
+        send = "exceeded maximum number of attempts, 3, https response error StatusCode: 0, "
+        send += "RequestID: , request send failed"
+        if service == "ecr.api":
+            return (
+                "ResourceInitializationError: unable to pull secrets or registry auth: The task "
+                "cannot pull registry auth from Amazon ECR: There is a connection issue between "
+                "the task and Amazon ECR. Check your task network configuration. operation "
+                f'error ECR: GetAuthorizationToken, {send}, Post "https://api.ecr.{region}.'
+                f'amazonaws.com/": {timeout}'
+            )
+        if service == "secretsmanager":
+            return (
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution "
+                "resource retrieval failed: unable to retrieve secret from asm: There is a "
+                "connection issue between the task and AWS Secrets Manager. Check your task "
+                f"network configuration. failed to fetch secret {secret_arn} from secrets "
+                f"manager: operation error Secrets Manager: GetSecretValue, {send}, Post "
+                f'"https://secretsmanager.{region}.amazonaws.com/": {timeout}'
+            )
+        if service == "logs":
+            return (
+                "ResourceInitializationError: failed to validate logger args: create stream has "
+                "been retried 1 times: failed to create Cloudwatch log stream: RequestError: send "
+                f'request failed caused by: Post "https://logs.{region}.amazonaws.com/": '
+                f"{timeout} : exit status 1"
+            )
+        ref = _full_ref(image)
+        if service == "ecr.dkr":
+            registry, _, rest = ref.partition("/")
+            repository, _, tag = rest.rpartition(":")
+            return (
+                "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+                f'failed to resolve ref {ref}: failed to do request: Head "https://{registry}/v2/'
+                f'{repository}/manifests/{tag}": {timeout}'
+            )
+        return (
+            "CannotPullContainerError: ref pull has been retried 5 time(s): failed to copy: "
+            'httpReadSeeker: failed open: failed to do request: Get "https://prod-'
+            f'{region}-starport-layer-bucket.s3.{region}.amazonaws.com/": {timeout}'
+        )
+
+
 class TaskRunner:
     """Creates tasks and moves each one through its lifecycle on every tick."""
 
@@ -174,6 +243,7 @@ class TaskRunner:
             containers=containers,
             subnet_id=subnet,
             security_groups=list(vpc.get("securityGroups") or []),
+            assign_public_ip=vpc.get("assignPublicIp") == "ENABLED",
             overrides=overrides,
             service_arn=service_arn,
             service_uid=service_uid,
@@ -351,10 +421,15 @@ class TaskRunner:
         """What the Fargate agent does before containers start; raises TaskStartError."""
         td = task.task_definition
         prepared: dict[str, Prepared] = {}
-        # Secrets first: "unable to pull secrets or registry auth" comes before the pull.
-        resolved = {c.name: self._resolve_secrets(task, c) for c in task.containers}
+        network = Egress(task)
+        # Registry auth and secrets first ("unable to pull secrets or registry auth"),
+        # then the log stream, then the image layers.
+        network.require("ecr.api", "registry auth")
+        resolved = {c.name: self._resolve_secrets(task, c, network) for c in task.containers}
         for container in task.containers:
-            log_target = self._log_target(task, container)
+            log_target = self._log_target(task, container, network)
+            network.require("ecr.dkr", "image manifest", image=container.image)
+            network.require("s3", "image layers", image=container.image)
             image = self._pull(task, container)
             cdef = container.definition
             argv = images.container_command(
@@ -395,7 +470,7 @@ class TaskRunner:
             raise TaskStartError("CannotStartContainerError: the sandbox runs awsvpc tasks only")
         return prepared
 
-    def _resolve_secrets(self, task: Task, container: Container) -> dict[str, str]:
+    def _resolve_secrets(self, task: Task, container: Container, network: Egress) -> dict[str, str]:
         """Fetch the container's secrets with the execution role, as the agent does (§7)."""
         values: dict[str, str] = {}
         entries = container.definition.get("secrets") or []
@@ -405,6 +480,7 @@ class TaskRunner:
         policies = moto_bridge.role_policies(task.account, role_arn) or []
         for entry in entries:
             ref = secrets.parse_secret_reference(entry["valueFrom"])
+            network.require("secretsmanager", "secret", secret_arn=ref.secret_arn)
             found = moto_bridge.secret(task.account, task.region, ref.secret_arn)
             resource = found["arn"] if found else ref.secret_arn
             decision = is_allowed(policies, "secretsmanager:GetSecretValue", resource)
@@ -434,10 +510,13 @@ class TaskRunner:
                 raise TaskStartError(secrets.stopped_reason_secret_value(exc)) from exc
         return values
 
-    def _log_target(self, task: Task, container: Container) -> tuple[str, str] | None:
+    def _log_target(
+        self, task: Task, container: Container, network: Egress
+    ) -> tuple[str, str] | None:
         config = container.definition.get("logConfiguration") or {}
         if config.get("logDriver") != "awslogs":
             return None
+        network.require("logs", "log stream")
         options = config.get("options") or {}
         group = options.get("awslogs-group", "")
         region = options.get("awslogs-region", task.region)

@@ -1,0 +1,575 @@
+"""Amazon ECS: the cluster (chapter 4), the task definition and the service (chapter 7).
+
+A task definition is the blueprint of a task, like a docker-compose service; a service
+keeps ``desiredCount`` tasks of it running, registers them with the ALB's target group,
+replaces unhealthy ones and rolls out new versions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from handson import fargate
+from handson.connection import Lab
+from handson.errors import step, stop_hint
+from handson.exceptions import (
+    ConfigurationError,
+    DeploymentError,
+    NotFoundError,
+    WaitTimeoutError,
+)
+
+CONTAINER_PORT = 3000
+MAX_APP_COUNT = 10
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    arn: str
+    family: str
+    revision: int
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    arn: str
+    cluster_arn: str
+    desired_count: int
+
+
+def check_app_count(app_count: int) -> int:
+    """Check the number of tasks (0 to 10 in this course) before any AWS call."""
+    if (
+        isinstance(app_count, bool)
+        or not isinstance(app_count, int)
+        or not 0 <= app_count <= MAX_APP_COUNT
+    ):
+        raise ConfigurationError(
+            f"app_count={app_count!r}: the number of tasks must be a whole number from 0 to "
+            f"{MAX_APP_COUNT} (the chapter uses 2)."
+        )
+    return app_count
+
+
+def check_settings(task_cpu: str | int, task_memory: str | int, app_count: int) -> tuple[int, int]:
+    """Check the chapter's settings before any AWS call: the task size against the Fargate
+    table (256 CPU units allow 512, 1024 or 2048 MiB) and the number of tasks."""
+    cpu, memory = fargate.check_task_size(task_cpu, task_memory)
+    check_app_count(app_count)
+    return cpu, memory
+
+
+# ------------------------------------------------------------------- the cluster
+
+
+@step("Create the ECS cluster")
+def ensure_cluster(lab: Lab) -> str:
+    """An ECS cluster groups services and tasks; on Fargate it has no servers to manage.
+
+    Calls DescribeClusters, then CreateCluster (Container Insights on, FARGATE and
+    FARGATE_SPOT capacity providers) if it's missing. Idempotent. Chapter 4.
+    """
+    ecs = lab.client("ecs")
+    name = lab.name("cluster")
+    found = ecs.describe_clusters(clusters=[name])["clusters"]
+    active = [c for c in found if c["status"] == "ACTIVE"]
+    if active:
+        return str(active[0]["clusterArn"])
+    cluster = ecs.create_cluster(
+        clusterName=name,
+        settings=[{"name": "containerInsights", "value": "enabled"}],
+        capacityProviders=["FARGATE", "FARGATE_SPOT"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "base": 1, "weight": 100}],
+        tags=lab.tag_list(name, key="key", value="value"),
+    )["cluster"]
+    return str(cluster["clusterArn"])
+
+
+def cluster_arn(lab: Lab) -> str:
+    clusters = lab.client("ecs").describe_clusters(clusters=[lab.name("cluster")])["clusters"]
+    active = [c for c in clusters if c["status"] == "ACTIVE"]
+    if not active:
+        raise NotFoundError(
+            f"The ECS cluster {lab.name('cluster')} doesn't exist.",
+            code="ClusterNotFoundException",
+            operation="DescribeClusters",
+            hint="Run notebook 00 (chapters 1-6) first.",
+        )
+    return str(active[0]["clusterArn"])
+
+
+# --------------------------------------------------------------- task definition
+
+
+def task_definition_spec(
+    lab: Lab,
+    *,
+    image_uri: str,
+    execution_role_arn: str,
+    task_role_arn: str,
+    secret_arn: str,
+    log_group: str,
+    task_cpu: str | int = 256,
+    task_memory: str | int = 512,
+) -> dict[str, Any]:
+    """The RegisterTaskDefinition parameters of the chapter, as its Terraform writes them.
+
+    The seed's Node app read NODE_ENV; the kit's Python app reads APP_ENV. There is no
+    task-level healthCheck: ECS would ignore the image's Dockerfile HEALTHCHECK anyway.
+    """
+    cpu, memory = fargate.check_task_size(task_cpu, task_memory)
+    name = lab.name("app")
+    secrets = [
+        ("DB_HOST", "host"),
+        ("DB_PORT", "port"),
+        ("DB_NAME", "dbname"),
+        ("DB_USER", "username"),
+        ("DB_PASSWORD", "password"),
+    ]
+    return {
+        "family": name,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": str(cpu),
+        "memory": str(memory),
+        "executionRoleArn": execution_role_arn,
+        "taskRoleArn": task_role_arn,
+        "containerDefinitions": [
+            {
+                "name": name,
+                "image": image_uri,
+                "essential": True,
+                "portMappings": [{"containerPort": CONTAINER_PORT, "protocol": "tcp"}],
+                "environment": [
+                    {"name": "APP_ENV", "value": "production"},
+                    {"name": "PORT", "value": str(CONTAINER_PORT)},
+                ],
+                # ":<json key>::" keeps the version fields empty: AWSCURRENT.
+                "secrets": [
+                    {"name": env, "valueFrom": f"{secret_arn}:{key}::"} for env, key in secrets
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": lab.region,
+                        "awslogs-stream-prefix": "ecs",
+                    },
+                },
+            }
+        ],
+    }
+
+
+def _comparable(definition: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a task definition the kit sets, in a form that compares equal."""
+    containers = []
+    for c in definition["containerDefinitions"]:
+        containers.append(
+            {
+                "name": c["name"],
+                "image": c["image"],
+                "essential": c.get("essential", True),
+                "ports": sorted(
+                    (int(p["containerPort"]), p.get("protocol", "tcp"))
+                    for p in c.get("portMappings", [])
+                ),
+                "environment": sorted((e["name"], e["value"]) for e in c.get("environment", [])),
+                "secrets": sorted((s["name"], s["valueFrom"]) for s in c.get("secrets", [])),
+                "logConfiguration": c.get("logConfiguration"),
+            }
+        )
+    return {
+        "cpu": str(definition.get("cpu")),
+        "memory": str(definition.get("memory")),
+        "networkMode": definition.get("networkMode"),
+        "executionRoleArn": definition.get("executionRoleArn"),
+        "taskRoleArn": definition.get("taskRoleArn"),
+        "containers": containers,
+    }
+
+
+@step("Register the task definition")
+def ensure_task_definition(lab: Lab, spec: dict[str, Any]) -> TaskDefinition:
+    """Register the task definition, unless its latest revision already says the same.
+
+    Each RegisterTaskDefinition makes a new revision (family:1, family:2, ...); the kit
+    reuses the latest ACTIVE one when nothing changed. Calls DescribeTaskDefinition and
+    RegisterTaskDefinition. Idempotent. Chapter 7.
+    """
+    fargate.check_task_size(spec["cpu"], spec["memory"])
+    ecs = lab.client("ecs")
+    family = spec["family"]
+    latest = _latest_revision(lab, family)
+    if latest is not None and _comparable(latest) == _comparable(spec):
+        return TaskDefinition(latest["taskDefinitionArn"], family, int(latest["revision"]))
+    registered = ecs.register_task_definition(
+        **spec, tags=lab.tag_list(lab.name("app-task"), key="key", value="value")
+    )["taskDefinition"]
+    return TaskDefinition(registered["taskDefinitionArn"], family, int(registered["revision"]))
+
+
+def _latest_revision(lab: Lab, family: str) -> dict[str, Any] | None:
+    ecs = lab.client("ecs")
+    arns = ecs.list_task_definitions(
+        familyPrefix=family, status="ACTIVE", sort="DESC", maxResults=1
+    )["taskDefinitionArns"]
+    if not arns:
+        return None
+    return dict(ecs.describe_task_definition(taskDefinition=arns[0])["taskDefinition"])
+
+
+# --------------------------------------------------------------------- service
+
+DEPLOYMENT_CONFIGURATION = {
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+}
+
+
+def _describe_service(lab: Lab) -> dict[str, Any] | None:
+    services = lab.client("ecs").describe_services(
+        cluster=lab.name("cluster"), services=[lab.name("app-service")]
+    )["services"]
+    active = [s for s in services if s["status"] != "INACTIVE"]
+    return dict(active[0]) if active else None
+
+
+def describe_service(lab: Lab) -> dict[str, Any]:
+    """DescribeServices of the chapter's service (NotFoundError with a hint if missing)."""
+    service = _describe_service(lab)
+    if service is None:
+        raise NotFoundError(
+            f"The ECS service {lab.name('app-service')} doesn't exist.",
+            code="ServiceNotFoundException",
+            operation="DescribeServices",
+            hint="Run the 'create the service' step of chapter 7 first.",
+        )
+    return service
+
+
+@step("Create the ECS service")
+def ensure_service(
+    lab: Lab,
+    *,
+    task_definition_arn: str,
+    private_subnet_ids: list[str],
+    security_group_id: str,
+    target_group_arn: str,
+    app_count: int = 2,
+) -> Service:
+    """A service keeps ``app_count`` tasks running behind the ALB and rolls out updates.
+
+    Tasks run in the private subnets without public IPs, register in the target group on
+    port 3000, and deploy with maximumPercent 200 / minimumHealthyPercent 100 and the
+    circuit breaker with rollback. When the service exists, the running task definition
+    is left alone (the chapter's ``ignore_changes = [task_definition]``); only a changed
+    desired count is applied. Calls DescribeServices, CreateService or UpdateService.
+    Idempotent. Chapter 7.
+    """
+    check_app_count(app_count)
+    ecs = lab.client("ecs")
+    name = lab.name("app-service")
+    existing = _describe_service(lab)
+    if existing is not None:
+        if existing["desiredCount"] != app_count:
+            ecs.update_service(cluster=lab.name("cluster"), service=name, desiredCount=app_count)
+        return Service(name, existing["serviceArn"], existing["clusterArn"], app_count)
+    created = ecs.create_service(
+        cluster=lab.name("cluster"),
+        serviceName=name,
+        taskDefinition=task_definition_arn,
+        desiredCount=app_count,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": private_subnet_ids,
+                "securityGroups": [security_group_id],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        loadBalancers=[
+            {
+                "targetGroupArn": target_group_arn,
+                "containerName": lab.name("app"),
+                "containerPort": CONTAINER_PORT,
+            }
+        ],
+        deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
+        tags=lab.tag_list(name, key="key", value="value"),
+    )["service"]
+    return Service(name, created["serviceArn"], created["clusterArn"], app_count)
+
+
+@step("Restart the service with the pushed image")
+def restart_service(lab: Lab, *, image_digest: str | None = None) -> str | None:
+    """Start a new deployment so tasks pull the image again (``--force-new-deployment``).
+
+    ``:latest`` is a moving tag: running tasks keep the image they pulled, so after a push
+    the service needs a new deployment. Skipped (returns None) when every running task
+    already runs ``image_digest`` and the service is steady, so re-running is safe.
+    Calls DescribeServices, ListTasks, DescribeTasks, UpdateService. Chapter 7.
+    """
+    service = describe_service(lab)
+    if image_digest and _runs_digest(lab, service, image_digest):
+        return None
+    updated = lab.client("ecs").update_service(
+        cluster=lab.name("cluster"), service=service["serviceName"], forceNewDeployment=True
+    )["service"]
+    return str(updated["deployments"][0]["id"])
+
+
+def _runs_digest(lab: Lab, service: dict[str, Any], digest: str) -> bool:
+    deployments = service["deployments"]
+    if len(deployments) != 1 or deployments[0]["rolloutState"] != "COMPLETED":
+        return False
+    tasks = _tasks(lab, "RUNNING")
+    if len(tasks) != service["desiredCount"]:
+        return False
+    return all(c.get("imageDigest") == digest for t in tasks for c in t["containers"])
+
+
+@step("Change the number of tasks")
+def scale_service(lab: Lab, count: int) -> None:
+    """Set the service's desired count; the scheduler starts or stops tasks to match.
+
+    Calls UpdateService. Chapter 7.
+    """
+    check_app_count(count)
+    lab.client("ecs").update_service(
+        cluster=lab.name("cluster"), service=lab.name("app-service"), desiredCount=count
+    )
+
+
+# ----------------------------------------------------------------------- waits
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def wait_for_rollout(
+    lab: Lab,
+    *,
+    timeout: float = 900.0,
+    poll: float = 1.0,
+    progress: Progress | None = None,
+    raise_on_failure: bool = True,
+) -> pd.DataFrame:
+    """Wait until the service's newest deployment is COMPLETED (steady state) or FAILED.
+
+    Polls DescribeServices (like ``aws ecs wait services-stable``, which also needs one
+    deployment and runningCount == desiredCount). A FAILED deployment (the circuit
+    breaker tripped) raises DeploymentError listing why the tasks stopped, unless
+    ``raise_on_failure`` is False. Returns the service table. Chapter 7.
+    """
+    deadline = time.monotonic() + timeout
+    report = progress or _default_progress()
+    while True:
+        service = describe_service(lab)
+        report(service)
+        primary = service["deployments"][0]
+        if primary["rolloutState"] == "FAILED":
+            if raise_on_failure:
+                raise DeploymentError(_failure_message(lab, primary))
+            return service_table(service)
+        if (
+            len(service["deployments"]) == 1
+            and primary["rolloutState"] == "COMPLETED"
+            and service["runningCount"] == service["desiredCount"]
+            and service["pendingCount"] == 0
+        ):
+            return service_table(service)
+        if time.monotonic() > deadline:
+            events = "\n".join(e["message"] for e in service["events"][:5])
+            raise WaitTimeoutError(
+                f"The service did not reach a steady state within {timeout:.0f} s. "
+                f"Latest events:\n{events}"
+            )
+        time.sleep(poll)
+
+
+def _failure_message(lab: Lab, deployment: dict[str, Any]) -> str:
+    lines = [f"Deployment {deployment['id']} failed: {deployment['rolloutStateReason']}"]
+    for reason in dict.fromkeys(t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED")):
+        if reason:
+            hint = stop_hint(reason)
+            lines.append(f"- a task stopped: {reason}" + (f"\n  Check: {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+def _default_progress() -> Progress:
+    from handson.progress import service_progress
+
+    return service_progress()
+
+
+# ----------------------------------------------------------------------- views
+
+
+def service_table(service: dict[str, Any]) -> pd.DataFrame:
+    """One row per deployment, with the service's own counts (the seed's describe-services)."""
+    rows = []
+    for d in service["deployments"]:
+        rows.append(
+            {
+                "service": service["serviceName"],
+                "status": service["status"],
+                "desired": service["desiredCount"],
+                "running": service["runningCount"],
+                "pending": service["pendingCount"],
+                "deployment": d["status"],
+                "task_definition": d["taskDefinition"].rsplit("/", 1)[-1],
+                "rollout_state": d.get("rolloutState", ""),
+                "deployment_running": d["runningCount"],
+                "failed_tasks": d.get("failedTasks", 0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@step("Show the service")
+def show_service(lab: Lab) -> pd.DataFrame:
+    """The service's status, desired/running/pending counts and rollout state per deployment.
+
+    Like ``aws ecs describe-services --query 'services[0].{Status,RunningCount,DesiredCount}'``.
+    """
+    return service_table(describe_service(lab))
+
+
+def _tasks(lab: Lab, desired_status: str) -> list[dict[str, Any]]:
+    ecs = lab.client("ecs")
+    arns = ecs.list_tasks(
+        cluster=lab.name("cluster"),
+        serviceName=lab.name("app-service"),
+        desiredStatus=desired_status,
+    )["taskArns"]
+    tasks: list[dict[str, Any]] = []
+    for start in range(0, len(arns), 100):  # DescribeTasks takes up to 100 tasks
+        tasks += ecs.describe_tasks(cluster=lab.name("cluster"), tasks=arns[start : start + 100])[
+            "tasks"
+        ]
+    return sorted(tasks, key=lambda t: t["createdAt"])
+
+
+def task_rows(tasks: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for t in tasks:
+        ip = next(
+            (
+                n["privateIpv4Address"]
+                for c in t["containers"]
+                for n in c.get("networkInterfaces", [])
+            ),
+            "",
+        )
+        reason = t.get("stoppedReason", "")
+        rows.append(
+            {
+                "task": t["taskArn"].rsplit("/", 1)[-1],
+                "last_status": t["lastStatus"],
+                "desired_status": t["desiredStatus"],
+                "health": t.get("healthStatus", ""),
+                "availability_zone": t.get("availabilityZone", ""),
+                "private_ip": ip,
+                "task_definition": t["taskDefinitionArn"].rsplit("/", 1)[-1],
+                "stop_code": t.get("stopCode", ""),
+                "stopped_reason": reason,
+                "check": stop_hint(reason) if reason else "",
+            }
+        )
+    columns = [
+        "task", "last_status", "desired_status", "health", "availability_zone", "private_ip",
+        "task_definition", "stop_code", "stopped_reason", "check",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+@step("Show the tasks")
+def show_tasks(lab: Lab) -> pd.DataFrame:
+    """The service's running tasks: status, health, AZ and private IP.
+
+    Calls ListTasks and DescribeTasks.
+    """
+    return task_rows(_tasks(lab, "RUNNING"))
+
+
+@step("Show the stopped tasks")
+def show_stopped_tasks(lab: Lab) -> pd.DataFrame:
+    """Stopped tasks with their stop code and reason (kept at least an hour by ECS), and
+    what to check for each reason (the chapter's troubleshooting).
+
+    Like ``aws ecs describe-tasks --tasks $(aws ecs list-tasks --desired-status STOPPED)``.
+    """
+    return task_rows(_tasks(lab, "STOPPED"))
+
+
+@step("Show the service events")
+def show_service_events(lab: Lab, *, limit: int = 10) -> pd.DataFrame:
+    """The service scheduler's latest events, newest first (the console's Events tab)."""
+    events = describe_service(lab)["events"][:limit]
+    return pd.DataFrame(
+        [
+            {"time": pd.Timestamp(e["createdAt"]).tz_convert("UTC"), "message": e["message"]}
+            for e in events
+        ],
+        columns=["time", "message"],
+    )
+
+
+def outputs(lab: Lab) -> dict[str, str]:
+    """The chapter's ``terraform output`` values for ECS."""
+    service = describe_service(lab)
+    arn = service["taskDefinition"]
+    return {
+        "ecs_cluster_id": service["clusterArn"],
+        "ecs_service_name": service["serviceName"],
+        "ecs_task_definition_arn": arn,
+        "ecs_task_definition_family": arn.rsplit("/", 1)[-1].rsplit(":", 1)[0],
+    }
+
+
+# -------------------------------------------------------------------- teardown
+
+
+@step("Delete the ECS service")
+def delete_service(lab: Lab) -> None:
+    """Scale the service to 0 and delete it; wait until it is INACTIVE. Idempotent."""
+    service = _describe_service(lab)
+    if service is None:
+        return
+    ecs = lab.client("ecs")
+    ecs.delete_service(cluster=lab.name("cluster"), service=service["serviceName"], force=True)
+    ecs.get_waiter("services_inactive").wait(
+        cluster=lab.name("cluster"),
+        services=[service["serviceName"]],
+        WaiterConfig={"Delay": 2, "MaxAttempts": 300},
+    )
+
+
+@step("Deregister the task definitions")
+def delete_task_definitions(lab: Lab) -> None:
+    """Deregister (then delete) every revision of the chapter's family. Idempotent."""
+    ecs = lab.client("ecs")
+    paginator = ecs.get_paginator("list_task_definitions")
+    arns = [
+        a
+        for page in paginator.paginate(familyPrefix=lab.name("app"))
+        for a in page["taskDefinitionArns"]
+    ]
+    for arn in arns:
+        ecs.deregister_task_definition(taskDefinition=arn)
+
+
+@step("Delete the ECS cluster")
+def delete_cluster(lab: Lab) -> None:
+    """Delete the cluster once it has no services. Idempotent."""
+    ecs = lab.client("ecs")
+    found = ecs.describe_clusters(clusters=[lab.name("cluster")])["clusters"]
+    if any(c["status"] == "ACTIVE" for c in found):
+        ecs.delete_cluster(cluster=lab.name("cluster"))

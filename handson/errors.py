@@ -1,0 +1,156 @@
+"""One place where AWS errors become the kit's errors, with what to check next.
+
+Every library step runs inside :func:`aws_errors`; a ``botocore`` ``ClientError`` is
+re-raised as :class:`~handson.exceptions.AwsError` (``raise ... from``), keeping AWS's
+code and message for instructors and adding a hint a beginner can act on.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from handson.exceptions import AwsError, ConfigurationError, NotFoundError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# (operation or "*", error code) -> what to check next.
+HINTS: dict[tuple[str, str], str] = {
+    ("*", "AccessDenied"): "These credentials may not do this. Check the profile or role "
+    "(role_arn) you connected with, and its IAM policies.",
+    ("*", "AccessDeniedException"): "These credentials may not do this. Check the profile or "
+    "role (role_arn) you connected with, and its IAM policies.",
+    (
+        "*",
+        "UnauthorizedOperation",
+    ): "These credentials may not do this in EC2. Check the role's policies.",
+    ("*", "ExpiredToken"): "The session expired. Run the connect cell again.",
+    ("*", "ExpiredTokenException"): "The session expired. Run the connect cell again.",
+    (
+        "*",
+        "ThrottlingException",
+    ): "AWS is rate-limiting this account. Wait a minute and run the cell again.",
+    ("*", "Throttling"): "AWS is rate-limiting this account. Wait a minute and run the cell again.",
+    ("*", "ClusterNotFoundException"): "The ECS cluster doesn't exist yet: run notebook 00 "
+    "(chapters 1-6) first.",
+    ("*", "ServiceNotFoundException"): "The ECS service doesn't exist yet: run the 'create the "
+    "service' step of chapter 7 first.",
+    (
+        "*",
+        "RepositoryNotFoundException",
+    ): "The ECR repository doesn't exist yet: run notebook 00 first.",
+    ("*", "ResourceNotFoundException"): "Something this step needs doesn't exist yet: run the "
+    "earlier steps (notebook 00) first.",
+    ("*", "TargetGroupNotFound"): "The target group doesn't exist yet: run notebook 00 first.",
+    ("*", "DBInstanceNotFound"): "The database doesn't exist yet: run notebook 00 first.",
+    ("RegisterTaskDefinition", "ClientException"): "Check task_cpu and task_memory against the "
+    "Fargate table (e.g. 256 CPU allows 512, 1024 or 2048 MB), and the roles' ARNs.",
+    ("CreateService", "InvalidParameterException"): "Check the service's target group (it must be "
+    "attached to the ALB listener), container name and port 3000, and the subnets.",
+    ("*", "InvalidParameterException"): "A parameter was rejected: read AWS's message above.",
+    ("*", "LimitExceededException"): "An account limit was reached. Tear down resources you "
+    "no longer need (notebook 99) or ask for a higher quota.",
+    ("*", "AddressLimitExceeded"): "The account has no Elastic IPs left: release unused ones "
+    "or keep enable_nat_gateway=False.",
+}
+
+# Substrings of a task's stoppedReason -> what to check (the seed's "common causes").
+STOP_HINTS: list[tuple[str, str]] = [
+    (
+        "CannotPullContainerError",
+        "The image isn't in ECR (or the tag is wrong): push it with "
+        "push_image(), then force a new deployment.",
+    ),
+    (
+        "connection issue",
+        "Tasks in private subnets need a way out to AWS services: enable the "
+        "NAT gateway (enable_nat_gateway=True) or add VPC endpoints (chapter 8).",
+    ),
+    (
+        "unable to pull secrets",
+        "The execution role may not read the DB secret: check its "
+        "inline policy (secretsmanager:GetSecretValue on the secret).",
+    ),
+    (
+        "did not contain json key",
+        "The secret has no such JSON key: check the ':key::' part of each valueFrom.",
+    ),
+    (
+        "log group does not exist",
+        "The log group is missing: run notebook 00 again (it creates /ecs/<project>-<env>).",
+    ),
+    ("OutOfMemory", "The container ran out of memory: raise task_memory."),
+    (
+        "ELB health checks",
+        "The ALB health check failed: the app must answer 200 on /health "
+        "at port 3000. Look at the task's logs.",
+    ),
+    (
+        "Essential container in task exited",
+        "The app exited: look at its logs (show_logs) for the error, e.g. the database connection.",
+    ),
+]
+
+
+def hint_for(operation: str, code: str) -> str:
+    return HINTS.get((operation, code)) or HINTS.get(("*", code), "")
+
+
+def stop_hint(reason: str) -> str:
+    """What to check for a task's stoppedReason."""
+    for needle, hint in STOP_HINTS:
+        if needle.lower() in reason.lower():
+            return hint
+    return ""
+
+
+def translate(error: ClientError) -> AwsError:
+    """The kit's error for a boto3 ClientError."""
+    info = error.response.get("Error", {})
+    code = str(info.get("Code", "Unknown"))
+    operation = str(error.operation_name)
+    message = f"{operation} failed: {code}: {info.get('Message', '')}"
+    cls = NotFoundError if "NotFound" in code or code.endswith("NotFoundException") else AwsError
+    return cls(message, code=code, operation=operation, hint=hint_for(operation, code))
+
+
+@contextmanager
+def aws_errors(operation: str = "") -> Iterator[None]:
+    """Turn boto3's errors into the kit's errors, keeping the cause."""
+    try:
+        yield
+    except ClientError as error:
+        raise translate(error) from error
+    except NoCredentialsError as error:
+        raise ConfigurationError(
+            "No AWS credentials found. Run `aws configure` (or pass profile=...) before "
+            "connect(backend='aws'), or use the sandbox: connect()."
+        ) from error
+    except EndpointConnectionError as error:
+        raise AwsError(
+            f"Could not reach {error.kwargs.get('endpoint_url', 'AWS')}.",
+            code="EndpointConnectionError",
+            operation=operation,
+            hint="Check the network, or start the sandbox: handson sandbox start",
+        ) from error
+
+
+def step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Mark a library function as a course step: its API calls are grouped under
+    ``name`` (for the AWS CLI view) and AWS errors are translated."""
+
+    def decorator(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            lab: Any = args[0]
+            with lab.step(name), aws_errors(name):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,86 @@
+"""Session fixtures: one private sandbox for the whole test run; no real AWS.
+
+The sandbox runs in its own HANDSON_HOME on free ports (set in the environment for the
+session, so ``handson.connect()`` finds it), never the developer's own sandbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sandbox_support import make_config  # noqa: E402
+
+from handson import sandbox  # noqa: E402
+from handson.sandbox.config import SandboxConfig  # noqa: E402
+
+_students = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real account: credentials are fake, profiles are ignored."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture(scope="session")
+def sandbox_config() -> Iterator[SandboxConfig]:
+    config = make_config()
+    saved = {
+        k: os.environ.get(k)
+        for k in ("HANDSON_HOME", "HANDSON_SANDBOX_PORT", "HANDSON_SANDBOX_ALB_PORT")
+    }
+    os.environ.update(
+        HANDSON_HOME=str(config.home),
+        HANDSON_SANDBOX_PORT=str(config.port),
+        HANDSON_SANDBOX_ALB_PORT=str(config.alb_port),
+    )
+    yield config
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(sandbox_config: SandboxConfig) -> Iterator[sandbox.SandboxStatus]:
+    status = sandbox.start(sandbox_config)
+    try:
+        yield status
+    finally:
+        sandbox.stop(sandbox_config)
+        shutil.rmtree(sandbox_config.home, ignore_errors=True)
+
+
+@pytest.fixture
+def make_lab(sandbox_server: sandbox.SandboxStatus) -> Callable[..., object]:
+    """``make_lab(**options)``: connect() to a new student's sandbox account."""
+    from handson.connection import connect
+
+    def factory(**options: object) -> object:
+        options.setdefault("student", f"test-student-{next(_students):03d}")
+        return connect("sandbox", **options)  # type: ignore[arg-type]
+
+    return factory
+
+
+@pytest.fixture
+def lab(make_lab: Callable[..., object]) -> object:
+    """A new student's sandbox account, empty."""
+    return make_lab()
