@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from handson import sandbox
 from handson.exceptions import HandsonError
@@ -57,6 +58,34 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_course(args: argparse.Namespace) -> int:
+    from handson import course
+
+    parameters = {"backend": args.backend}
+    runs = course.run_course(
+        student=args.student,
+        notebooks=args.notebooks.split(","),
+        out=args.out,
+        parameters=parameters,
+    )
+    for path in runs:
+        print(f"ran {path}")
+    print()
+    for title, table in course.summary(student=args.student, backend=args.backend):
+        print(f"== {title} ==")
+        print(table.to_string(index=False) if not table.empty else "(none)")
+        print()
+    return 0
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    from handson import course
+
+    for path in course.refresh_outputs(args.notebooks.split(",")):
+        print(f"refreshed {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handson", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("--speed", type=float, help="time speed factor (default 20; 1 = AWS timing)")
     box.add_argument("--json", action="store_true", help="print the status as JSON")
     box.set_defaults(func=cmd_sandbox)
+    run = commands.add_parser("course", help="run the course notebooks headless for one student")
+    run.add_argument("--student", default="student01")
+    run.add_argument("--notebooks", default="00,07", help="comma-separated: 00,07,99")
+    run.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
+    run.add_argument("--out", type=Path, default=Path("runs"))
+    run.set_defaults(func=cmd_course)
+    outputs = commands.add_parser(
+        "outputs", help="re-execute the notebooks in place on a fresh sandbox (committed outputs)"
+    )
+    outputs.add_argument("--notebooks", default="00,07,99")
+    outputs.set_defaults(func=cmd_outputs)
     return parser
 
 

@@ -9,18 +9,12 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from sandbox_support import make_config  # noqa: E402
-
-from handson import sandbox  # noqa: E402
-from handson.sandbox.config import SandboxConfig  # noqa: E402
+from handson import sandbox
+from handson.sandbox.config import SandboxConfig, environment, private_config
 
 _students = itertools.count(1)
 
@@ -40,16 +34,10 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def sandbox_config() -> Iterator[SandboxConfig]:
-    config = make_config()
-    saved = {
-        k: os.environ.get(k)
-        for k in ("HANDSON_HOME", "HANDSON_SANDBOX_PORT", "HANDSON_SANDBOX_ALB_PORT")
-    }
-    os.environ.update(
-        HANDSON_HOME=str(config.home),
-        HANDSON_SANDBOX_PORT=str(config.port),
-        HANDSON_SANDBOX_ALB_PORT=str(config.alb_port),
-    )
+    config = private_config()
+    variables = environment(config)
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
     yield config
     for key, value in saved.items():
         if value is None:

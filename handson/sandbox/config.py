@@ -6,6 +6,8 @@ Precedence: built-in defaults < environment < explicit arguments.
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -60,3 +62,33 @@ def load_config(**overrides: object) -> SandboxConfig:
         seed=int(seed) if seed else None,
     )
     return config.with_options(**overrides)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def private_config(*, seed: int | None = None, speed: float = DEFAULT_SPEED) -> SandboxConfig:
+    """A sandbox of its own: a new HANDSON_HOME and free ports, for tests and for
+    refreshing notebook outputs without touching the learner's sandbox."""
+    home = Path(tempfile.mkdtemp(prefix="handson-"))
+    # PostgreSQL runs as an unprivileged user when the sandbox runs as root: that user
+    # must be able to reach the state directory.
+    home.chmod(0o755)
+    return SandboxConfig(home=home, port=free_port(), alb_port=free_port(), speed=speed, seed=seed)
+
+
+def environment(config: SandboxConfig) -> dict[str, str]:
+    """The environment variables that point ``handson.connect()`` at ``config``'s sandbox."""
+    variables = {
+        "HANDSON_HOME": str(config.home),
+        "HANDSON_SANDBOX_PORT": str(config.port),
+        "HANDSON_SANDBOX_ALB_PORT": str(config.alb_port),
+        "HANDSON_SANDBOX_SPEED": str(config.speed),
+    }
+    if config.seed is not None:
+        variables["HANDSON_SANDBOX_SEED"] = str(config.seed)
+    return variables

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from sandbox_support import make_config
 from world import World
 
 from handson import sandbox
 from handson.exceptions import SandboxError
+from handson.sandbox.config import private_config
 from handson.sandbox.dataplane.runtime import MARKER_ENV
 
 
@@ -62,7 +62,7 @@ def deploy_with_database(endpoint: str) -> World:
 
 @pytest.fixture
 def config():
-    cfg = make_config()
+    cfg = private_config()
     yield cfg
     sandbox.stop(cfg)
 

@@ -1,0 +1,46 @@
+# The kit's commands. Everything runs from the project's own .venv, made on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: course test lab outputs lint bench sandbox-stop clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Run the course (notebooks 00 and 07) for student01 on the local sandbox.
+course: $(STAMP)
+	$(PY) -m handson sandbox start
+	$(PY) -m handson course --student student01 --notebooks 00,07 --out runs
+
+## The whole test suite, notebooks (nbval) included.
+test: $(STAMP)
+	$(PY) -m ruff check handson tests app benchmarks
+	$(PY) -m pytest
+
+## JupyterLab on the notebooks, with the sandbox running.
+lab: $(STAMP)
+	$(PY) -m handson sandbox start
+	$(VENV)/bin/jupyter lab notebooks/
+
+## Re-execute the notebooks in place so the committed outputs are current.
+outputs: $(STAMP)
+	$(PY) -m handson outputs --notebooks 00,07,99
+
+lint: $(STAMP)
+	$(PY) -m ruff check handson tests app benchmarks
+	$(PY) -m ruff format --check handson tests app benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/sandbox_bench.py
+
+sandbox-stop: $(STAMP)
+	$(PY) -m handson sandbox stop
+
+clean:
+	-$(PY) -m handson sandbox stop
+	rm -rf $(VENV) runs

@@ -1,0 +1,137 @@
+"""Run the course notebooks headless with papermill, for one student.
+
+``make course`` calls :func:`run_course` for ``student01`` and then prints the service,
+target-health and log tables; the instructor's batch run uses the same function per
+student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from handson.exceptions import ConfigurationError, HandsonError
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = {
+    "00": "00_setup.ipynb",
+    "07": "07_ecs_task_definition_and_service.ipynb",
+    "99": "99_teardown.ipynb",
+}
+# papermill's default graceful kernel shutdown can stall for seconds (tooling-notes.md).
+KERNEL_OPTIONS = {"shutdown_kernel": "immediate"}
+
+
+class NotebookFailed(HandsonError):
+    """A notebook failed: ``cell`` is the failing cell's number, ``error`` its error."""
+
+    def __init__(self, notebook: Path, cell: int | None, error: str) -> None:
+        where = f" at cell {cell}" if cell is not None else ""
+        super().__init__(f"{notebook.name} failed{where}: {error}")
+        self.notebook = notebook
+        self.cell = cell
+        self.error = error
+
+
+def notebook_path(key: str) -> Path:
+    """The course notebook for "00", "07" or "99" (or a file name)."""
+    name = NOTEBOOKS.get(key, key)
+    path = NOTEBOOK_DIR / name
+    if not path.exists():
+        choices = ", ".join(NOTEBOOKS)
+        raise ConfigurationError(f"No course notebook {key!r}: choose from {choices}.")
+    return path
+
+
+def run_notebook(
+    key: str, output: Path, parameters: dict[str, Any], *, timeout: float = 1800.0
+) -> Path:
+    """Execute one course notebook with ``parameters`` into ``output``.
+
+    On failure papermill marks the failing cell in the output notebook; this raises
+    NotebookFailed naming that cell and the error.
+    """
+    import papermill as pm
+
+    source = notebook_path(key)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(output),
+            parameters=parameters,
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            execution_timeout=int(timeout),
+            kernel_name="python3",
+            **KERNEL_OPTIONS,
+        )
+    except pm.PapermillExecutionError as error:
+        raise NotebookFailed(output, error.exec_count, f"{error.ename}: {error.evalue}") from error
+    return output
+
+
+def run_course(
+    *,
+    student: str = "student01",
+    notebooks: Sequence[str] = ("00", "07"),
+    out: Path = Path("runs"),
+    parameters: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Run the notebooks in order for one student into ``out/<student>/``."""
+    params = {"student": student, **(parameters or {})}
+    return [run_notebook(key, out / student / notebook_path(key).name, params) for key in notebooks]
+
+
+def summary(*, student: str = "student01", backend: str = "sandbox") -> list[tuple[str, Any]]:
+    """The tables ``make course`` prints at the end: service, target health, logs."""
+    from handson import ecs, loadbalancer, logs
+    from handson.connection import connect
+
+    lab = connect(backend, student=student)  # type: ignore[arg-type]
+    return [
+        ("ECS service", ecs.show_service(lab)),
+        ("ALB target health", loadbalancer.show_target_health(lab)),
+        ("Latest app log events", logs.show_log_events(lab, limit=10)),
+    ]
+
+
+def refresh_outputs(keys: Sequence[str]) -> list[Path]:
+    """Re-execute notebooks in place on a fresh, private sandbox so that the committed
+    outputs are current (``make outputs``). The sandbox is seeded; what still varies
+    between runs (ids, times) is normalised by notebooks/sanitize.cfg when nbval compares.
+    """
+    import os
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from handson import sandbox
+    from handson.sandbox.config import environment, private_config
+
+    config = private_config(seed=7)
+    saved = dict(os.environ)
+    os.environ.update(environment(config))
+    done = []
+    try:
+        sandbox.start(config)
+        for key in keys:
+            path = notebook_path(key)
+            notebook = nbformat.read(path, as_version=4)
+            NotebookClient(
+                notebook,
+                timeout=1800,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+                record_timing=False,
+            ).execute()
+            nbformat.write(notebook, path)
+            done.append(path)
+    finally:
+        sandbox.stop(config)
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(config.home, ignore_errors=True)
+    return done
