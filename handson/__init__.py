@@ -1,5 +1,45 @@
-"""handson: a course kit for running a containerised API on Amazon ECS (Fargate) behind an ALB."""
+"""handson: a course kit for running a containerised API on Amazon ECS (Fargate) behind an ALB.
+
+``lab = handson.connect()`` opens a student's account (the local sandbox by default);
+the chapter steps live in one module per AWS concern: ``handson.network``,
+``handson.loadbalancer``, ``handson.registry``, ``handson.ecs``, ``handson.logs``,
+``handson.iam``, ``handson.secrets``, ``handson.database``; ``handson.chapters`` builds
+chapters 1-6 and ``handson.teardown`` removes it all.
+"""
+
+from handson import (
+    chapters,
+    database,
+    ecs,
+    fargate,
+    iam,
+    loadbalancer,
+    logs,
+    network,
+    registry,
+    secrets,
+    teardown,
+)
+from handson.connection import Lab, connect, show_cli
+from handson.exceptions import HandsonError
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "HandsonError",
+    "Lab",
+    "__version__",
+    "chapters",
+    "connect",
+    "database",
+    "ecs",
+    "fargate",
+    "iam",
+    "loadbalancer",
+    "logs",
+    "network",
+    "registry",
+    "secrets",
+    "show_cli",
+    "teardown",
+]

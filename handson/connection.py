@@ -33,7 +33,7 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 # Request fields whose values are secrets: never recorded, never shown.
 SECRET_FIELDS = {"SecretString", "MasterUserPassword", "Password", "SecretBinary", "password"}
-READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Search", "Lookup")
+READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Search", "Lookup", "Filter")
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,12 @@ class HttpResponse:
 
     def json(self) -> Any:
         return json.loads(self.text)
+
+
+def show_cli(lab: Lab) -> pd.DataFrame:
+    """Every change made through ``lab``, as the AWS CLI command that does the same."""
+    rows = [{"step": c.step, "command": c.cli} for c in lab.log.mutating()]
+    return pd.DataFrame(rows, columns=["step", "command"])
 
 
 def sandbox_account_id(student: str) -> str:

@@ -573,3 +573,24 @@ def delete_cluster(lab: Lab) -> None:
     found = ecs.describe_clusters(clusters=[lab.name("cluster")])["clusters"]
     if any(c["status"] == "ACTIVE" for c in found):
         ecs.delete_cluster(cluster=lab.name("cluster"))
+
+
+def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
+    """The container's settings in a task definition spec, one row each (no secret values:
+    a secret row shows where ECS will fetch the value from)."""
+    container = spec["containerDefinitions"][0]
+    rows = [
+        ("family", spec["family"]),
+        ("cpu / memory", f"{spec['cpu']} / {spec['memory']}"),
+        ("network mode", spec["networkMode"]),
+        ("container", container["name"]),
+        ("image", container["image"]),
+        ("port", ", ".join(str(p["containerPort"]) for p in container["portMappings"])),
+    ]
+    rows += [(f"env {e['name']}", e["value"]) for e in container["environment"]]
+    rows += [
+        (f"secret {s['name']}", s["valueFrom"].rsplit(":", 3)[-3]) for s in container["secrets"]
+    ]
+    options = container["logConfiguration"]["options"]
+    rows.append(("logs", f"{options['awslogs-group']} (prefix {options['awslogs-stream-prefix']})"))
+    return pd.DataFrame(rows, columns=["setting", "value"])

@@ -12,9 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    WaiterError,
+)
 
-from handson.exceptions import AwsError, ConfigurationError, NotFoundError
+from handson.exceptions import AwsError, ConfigurationError, NotFoundError, WaitTimeoutError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,6 +60,10 @@ HINTS: dict[tuple[str, str], str] = {
     ("*", "InvalidParameterException"): "A parameter was rejected: read AWS's message above.",
     ("*", "LimitExceededException"): "An account limit was reached. Tear down resources you "
     "no longer need (notebook 99) or ask for a higher quota.",
+    ("DeleteVpc", "DependencyViolation"): "Something still uses the VPC (the ALB, ECS tasks, "
+    "RDS): tear down the later chapters first (notebook 99 does it in order).",
+    ("*", "DependencyViolation"): "Another resource still uses this one: delete that first "
+    "(notebook 99 deletes in dependency order).",
     ("*", "AddressLimitExceeded"): "The account has no Elastic IPs left: release unused ones "
     "or keep enable_nat_gateway=False.",
 }
@@ -126,6 +135,10 @@ def aws_errors(operation: str = "") -> Iterator[None]:
         yield
     except ClientError as error:
         raise translate(error) from error
+    except WaiterError as error:
+        # A waiter gives up after its attempts, or when the resource reaches a failure
+        # state (a NAT gateway "failed", a service "INACTIVE"...).
+        raise WaitTimeoutError(f"{operation or 'Waiting'}: {error}") from error
     except NoCredentialsError as error:
         raise ConfigurationError(
             "No AWS credentials found. Run `aws configure` (or pass profile=...) before "

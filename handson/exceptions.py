@@ -8,6 +8,7 @@ Every error the kit raises on purpose derives from ``HandsonError``::
     ├── SandboxError            local sandbox lifecycle: busy port, stale state, not running
     ├── DeploymentError         an ECS deployment failed (circuit breaker), with the reasons
     ├── WaitTimeoutError        waiting for a state took longer than allowed
+    ├── DockerError             docker login/build/push failed (its output is in the message)
     └── AwsError                an AWS (or sandbox) API call failed; has code/operation/hint
         └── NotFoundError       the named resource does not exist
 
@@ -21,6 +22,7 @@ __all__ = [
     "AwsError",
     "ConfigurationError",
     "DeploymentError",
+    "DockerError",
     "FargateSizeError",
     "HandsonError",
     "NotFoundError",
@@ -81,3 +83,7 @@ class DeploymentError(HandsonError):
 
 class WaitTimeoutError(HandsonError):
     """Waiting for AWS to reach a state took longer than allowed."""
+
+
+class DockerError(HandsonError):
+    """A ``docker login``, ``build`` or ``push`` failed; the message has Docker's output."""

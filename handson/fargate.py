@@ -7,9 +7,12 @@ Windows tasks only support the 1024/2048/4096 rows; this module checks Linux siz
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
+
+import pandas as pd
 
 from handson.exceptions import FargateSizeError
 
@@ -191,3 +194,12 @@ def register_error(cpu: str | int | None, memory: str | int | None) -> str | Non
     if memory_mib not in FARGATE_TASK_SIZES[cpu_units]:
         return NO_CONFIGURATION_MESSAGE
     return None
+
+
+def table(cpus: Sequence[int] | None = None) -> pd.DataFrame:
+    """The Fargate task sizes: for each CPU value, the memory (MiB) it allows."""
+    rows = [
+        {"cpu": cpu, "vcpu": vcpu_label(cpu), "memory (MiB)": _memory_choices(cpu)}
+        for cpu in (cpus or VALID_CPU)
+    ]
+    return pd.DataFrame(rows)

@@ -430,6 +430,8 @@ class DataPlane:
     def describe_target_health(
         self, account: str, region: str, tg_arn: str, targets: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
+        # A target registered a moment ago is listed at once (as "initial"), as on AWS.
+        self.targets.sync(list(moto_bridge.target_groups()), self._target_zones())
         tg = moto_bridge.target_group(account, region, tg_arn)
         hc_port = tg["healthCheckPort"] if tg else "traffic-port"
         if not targets:

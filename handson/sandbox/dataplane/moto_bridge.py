@@ -33,7 +33,9 @@ from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import elbv2_backends
 from moto.elbv2.responses import ELBV2Response
 from moto.iam.models import iam_backends
+from moto.logs.exceptions import LogsClientError
 from moto.logs.models import logs_backends
+from moto.logs.responses import LogsResponse
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.exceptions import RDSClientError
@@ -55,13 +57,13 @@ class ApiError(Exception):
 
 
 @contextmanager
-def _as_aws_errors(error_class: type[ServiceException]) -> Iterator[None]:
+def _as_aws_errors(error_class: type[Exception]) -> Iterator[None]:
     # moto serialises an error with the service model of the module its class lives in,
     # so each service's errors must be raised as that service's exception class.
     try:
         yield
     except ApiError as exc:
-        raise error_class(exc.code, exc.message) from exc
+        raise error_class(exc.code, exc.message) from exc  # type: ignore[call-arg]
 
 
 # --------------------------------------------------------------------------- app
@@ -102,10 +104,11 @@ _dp: DataPlane | None = None
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 
 
-_ERROR_CLASSES: dict[type, type[ServiceException]] = {
+_ERROR_CLASSES: dict[type, type[Exception]] = {
     EC2ContainerServiceResponse: ECSException,
     ELBV2Response: ELBClientError,
     RDSResponse: RDSClientError,
+    LogsResponse: LogsClientError,
 }
 
 
@@ -133,6 +136,7 @@ def install(dataplane: DataPlane) -> None:
     _install_ecs()
     _install_elbv2()
     _install_rds()
+    _install_logs()
 
 
 def _plane() -> DataPlane:
@@ -481,6 +485,25 @@ def _install_rds() -> None:
         instance = result.result["DBInstance"]
         _plane().db_instance_deleted(account, region, _db_view(instance))
         return result
+
+
+# ------------------------------------------------------------------------- Logs
+
+
+def _install_logs() -> None:
+    @_wrap(LogsResponse, "filter_log_events")
+    def filter_log_events(self: Any, original: Callable[..., Any]) -> Any:
+        # moto ignores logStreamNamePrefix; AWS searches only the streams it names.
+        result = original(self)
+        prefix = self._get_param("logStreamNamePrefix")
+        if not prefix or self._get_param("logStreamNames"):
+            return result
+        answer = json.loads(result)
+        answer["events"] = [e for e in answer["events"] if e["logStreamName"].startswith(prefix)]
+        answer["searchedLogStreams"] = [
+            s for s in answer.get("searchedLogStreams", []) if s["logStreamName"].startswith(prefix)
+        ]
+        return json.dumps(answer)
 
 
 # ------------------------------------------------------------- reads for tasks

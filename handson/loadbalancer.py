@@ -1,0 +1,441 @@
+"""The Application Load Balancer (chapter 3): the public entry point of the API.
+
+An internet-facing ALB in the public subnets listens on HTTP:80 and forwards every request
+to the target group ``P-E-ecs-tg``. The ECS service (chapter 7) registers its tasks' private
+IPs there; the ALB only sends traffic to targets that answer 200 on ``/health``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pandas as pd
+from botocore.exceptions import ClientError, WaiterError
+
+from handson.connection import HttpResponse, Lab
+from handson.errors import step
+from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
+
+__all__ = [
+    "Alb",
+    "LoadBalancer",
+    "call_alb",
+    "delete_alb",
+    "ensure_alb",
+    "ensure_listener",
+    "ensure_load_balancer",
+    "ensure_target_group",
+    "get_alb",
+    "show_alb_responses",
+    "show_target_health",
+]
+
+TARGET_PORT: Final = 3000
+LISTENER_PORT: Final = 80
+DEREGISTRATION_DELAY: Final = "60"
+# The series' health check, in the parameter names CreateTargetGroup, ModifyTargetGroup
+# and DescribeTargetGroups share, so one table serves creating, comparing and repairing.
+HEALTH_CHECK: Final[dict[str, Any]] = {
+    "HealthCheckProtocol": "HTTP",
+    "HealthCheckPort": "traffic-port",
+    "HealthCheckEnabled": True,
+    "HealthCheckPath": "/health",
+    "HealthCheckIntervalSeconds": 30,
+    "HealthCheckTimeoutSeconds": 5,
+    "HealthyThresholdCount": 2,
+    "UnhealthyThresholdCount": 2,
+    "Matcher": {"HttpCode": "200"},
+}
+# AWS keeps a target group "in use" for a few seconds after its load balancer is deleted.
+TG_DELETE_ATTEMPTS: Final = 12
+TG_DELETE_PAUSE: Final = 5.0
+NOT_BUILT_HINT: Final = "Notebook 00 builds chapters 1-6, the ALB (chapter 3) included."
+TARGET_HEALTH_COLUMNS: Final = [
+    "target",
+    "port",
+    "availability_zone",
+    "state",
+    "reason",
+    "description",
+]
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """The load balancer alone, as :func:`ensure_load_balancer` returns it."""
+
+    arn: str
+    dns_name: str
+    zone_id: str
+
+
+@dataclass(frozen=True)
+class Alb:
+    """What chapter 7 needs from chapter 3 (the series' ``terraform output`` values)."""
+
+    alb_arn: str
+    alb_dns_name: str
+    alb_zone_id: str
+    target_group_arn: str
+    listener_arn: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.alb_dns_name}"
+
+
+# ------------------------------------------------------------------ look-ups
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _find_load_balancer(lab: Lab) -> dict[str, Any] | None:
+    try:
+        found = lab.client("elbv2").describe_load_balancers(Names=[lab.name("alb")])
+    except ClientError as error:
+        if _error_code(error) == "LoadBalancerNotFound":
+            return None
+        raise
+    return dict(found["LoadBalancers"][0])
+
+
+def _find_target_group(lab: Lab) -> dict[str, Any] | None:
+    try:
+        found = lab.client("elbv2").describe_target_groups(Names=[lab.name("ecs-tg")])
+    except ClientError as error:
+        if _error_code(error) == "TargetGroupNotFound":
+            return None
+        raise
+    return dict(found["TargetGroups"][0])
+
+
+def _find_listener(lab: Lab, load_balancer_arn: str) -> dict[str, Any] | None:
+    listeners = lab.client("elbv2").describe_listeners(LoadBalancerArn=load_balancer_arn)
+    return next((li for li in listeners["Listeners"] if li["Port"] == LISTENER_PORT), None)
+
+
+def _missing(what: str, code: str, operation: str) -> NotFoundError:
+    return NotFoundError(
+        f"{what} doesn't exist yet: run notebook 00 first.",
+        code=code,
+        operation=operation,
+        hint=NOT_BUILT_HINT,
+    )
+
+
+def _load_balancer(lab: Lab) -> dict[str, Any]:
+    lb = _find_load_balancer(lab)
+    if lb is None:
+        raise _missing(
+            f"The load balancer {lab.name('alb')}", "LoadBalancerNotFound", "DescribeLoadBalancers"
+        )
+    return lb
+
+
+def _target_group(lab: Lab) -> dict[str, Any]:
+    group = _find_target_group(lab)
+    if group is None:
+        raise _missing(
+            f"The target group {lab.name('ecs-tg')}", "TargetGroupNotFound", "DescribeTargetGroups"
+        )
+    return group
+
+
+def _wait(lab: Lab, waiter: str, what: str, **params: Any) -> None:
+    try:
+        lab.client("elbv2").get_waiter(waiter).wait(
+            **params, WaiterConfig={"Delay": 5, "MaxAttempts": 60}
+        )
+    except WaiterError as error:
+        raise WaitTimeoutError(
+            f"{what} took longer than 5 minutes ({error.reason}). Look at it in the EC2 "
+            "console (Load Balancers) and run the cell again."
+        ) from error
+
+
+# ------------------------------------------------------------------- create
+
+
+@step("Create the load balancer")
+def ensure_load_balancer(
+    lab: Lab, *, subnet_ids: Sequence[str], security_group_id: str
+) -> LoadBalancer:
+    """An internet-facing Application Load Balancer ``P-E-alb`` in the public subnets,
+    behind the ALB security group; AWS gives it a public DNS name.
+
+    Calls DescribeLoadBalancers, then CreateLoadBalancer if it's missing, and waits until
+    it is active. Idempotent. Chapter 3.
+    """
+    if len(set(subnet_ids)) < 2:
+        raise ConfigurationError(
+            f"subnet_ids={list(subnet_ids)!r}: an ALB needs subnets in two Availability "
+            "Zones. Pass both public subnets (ap-northeast-1a and ap-northeast-1c)."
+        )
+    if not security_group_id:
+        raise ConfigurationError(
+            "security_group_id is empty: pass the id of the ALB security group (P-E-alb-sg)."
+        )
+    lb = _find_load_balancer(lab)
+    if lb is None:
+        name = lab.name("alb")
+        lb = lab.client("elbv2").create_load_balancer(
+            Name=name,
+            Subnets=list(subnet_ids),
+            SecurityGroups=[security_group_id],
+            Scheme="internet-facing",
+            Type="application",
+            IpAddressType="ipv4",
+            Tags=lab.tag_list(name),
+        )["LoadBalancers"][0]
+    if lb["State"]["Code"] != "active":
+        # A new ALB is "provisioning" for a minute or two before it routes traffic.
+        _wait(
+            lab,
+            "load_balancer_available",
+            "The load balancer becoming active",
+            LoadBalancerArns=[lb["LoadBalancerArn"]],
+        )
+    return LoadBalancer(
+        arn=lb["LoadBalancerArn"], dns_name=lb["DNSName"], zone_id=lb["CanonicalHostedZoneId"]
+    )
+
+
+@step("Create the target group")
+def ensure_target_group(lab: Lab, *, vpc_id: str) -> str:
+    """The target group ``P-E-ecs-tg``: the list of task IPs (port 3000) the ALB may send
+    requests to, and the health check (``GET /health`` must answer 200) that decides which.
+
+    Calls DescribeTargetGroups and DescribeTargetGroupAttributes; CreateTargetGroup if it's
+    missing, ModifyTargetGroup only if its health check differs from the series', and
+    ModifyTargetGroupAttributes only if the deregistration delay isn't 60 s. Idempotent.
+    Chapter 3. Returns the target group's ARN.
+    """
+    if not vpc_id:
+        raise ConfigurationError("vpc_id is empty: pass the id of the VPC P-E-vpc.")
+    elb = lab.client("elbv2")
+    group = _find_target_group(lab)
+    if group is None:
+        name = lab.name("ecs-tg")
+        group = elb.create_target_group(
+            Name=name,
+            Protocol="HTTP",
+            Port=TARGET_PORT,
+            VpcId=vpc_id,
+            TargetType="ip",
+            Tags=lab.tag_list(name),
+            **HEALTH_CHECK,
+        )["TargetGroups"][0]
+    else:
+        _check_fixed_settings(lab, group, vpc_id)
+        if any(group.get(key) != value for key, value in HEALTH_CHECK.items()):
+            elb.modify_target_group(TargetGroupArn=group["TargetGroupArn"], **HEALTH_CHECK)
+    arn = str(group["TargetGroupArn"])
+    attributes = elb.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    delay = next(
+        (a["Value"] for a in attributes if a["Key"] == "deregistration_delay.timeout_seconds"),
+        None,
+    )
+    if delay != DEREGISTRATION_DELAY:
+        # AWS's default is 300 s: a stopping task would keep the rollout waiting 5 minutes.
+        elb.modify_target_group_attributes(
+            TargetGroupArn=arn,
+            Attributes=[
+                {"Key": "deregistration_delay.timeout_seconds", "Value": DEREGISTRATION_DELAY}
+            ],
+        )
+    return arn
+
+
+def _check_fixed_settings(lab: Lab, group: dict[str, Any], vpc_id: str) -> None:
+    """A target group's VPC, protocol, port and target type can't be changed afterwards."""
+    expected = {"VpcId": vpc_id, "Protocol": "HTTP", "Port": TARGET_PORT, "TargetType": "ip"}
+    wrong = {k: group.get(k) for k, v in expected.items() if group.get(k) != v}
+    if wrong:
+        raise ConfigurationError(
+            f"The target group {lab.name('ecs-tg')} exists with {wrong}, which can't be "
+            f"changed (the series uses {expected}). Delete it with delete_alb(lab) and run "
+            "this step again."
+        )
+
+
+@step("Create the HTTP:80 listener")
+def ensure_listener(lab: Lab, *, load_balancer_arn: str, target_group_arn: str) -> str:
+    """The ALB's listener on HTTP port 80, forwarding every request to the target group.
+
+    Calls DescribeListeners, then CreateListener if it's missing, or ModifyListener only if
+    it forwards elsewhere. Idempotent. Chapter 3. Returns the listener's ARN.
+    """
+    elb = lab.client("elbv2")
+    actions = [{"Type": "forward", "TargetGroupArn": target_group_arn}]
+    listener = _find_listener(lab, load_balancer_arn)
+    if listener is None:
+        listener = elb.create_listener(
+            LoadBalancerArn=load_balancer_arn,
+            Protocol="HTTP",
+            Port=LISTENER_PORT,
+            DefaultActions=actions,
+            Tags=lab.tag_list(lab.name("alb-http")),
+        )["Listeners"][0]
+    else:
+        current = [(a["Type"], a.get("TargetGroupArn")) for a in listener["DefaultActions"]]
+        if listener["Protocol"] != "HTTP" or current != [("forward", target_group_arn)]:
+            elb.modify_listener(
+                ListenerArn=listener["ListenerArn"], Protocol="HTTP", DefaultActions=actions
+            )
+    return str(listener["ListenerArn"])
+
+
+@step("Create the ALB")
+def ensure_alb(lab: Lab, *, vpc_id: str, subnet_ids: Sequence[str], security_group_id: str) -> Alb:
+    """Chapter 3 in one step: the load balancer, its target group and the HTTP:80 listener.
+
+    Calls what :func:`ensure_load_balancer`, :func:`ensure_target_group` and
+    :func:`ensure_listener` call. Idempotent. Chapter 3.
+    """
+    lb = ensure_load_balancer(lab, subnet_ids=subnet_ids, security_group_id=security_group_id)
+    target_group_arn = ensure_target_group(lab, vpc_id=vpc_id)
+    listener_arn = ensure_listener(lab, load_balancer_arn=lb.arn, target_group_arn=target_group_arn)
+    return Alb(
+        alb_arn=lb.arn,
+        alb_dns_name=lb.dns_name,
+        alb_zone_id=lb.zone_id,
+        target_group_arn=target_group_arn,
+        listener_arn=listener_arn,
+    )
+
+
+# ------------------------------------------------------------------- look at
+
+
+@step("Look up the ALB")
+def get_alb(lab: Lab) -> Alb:
+    """The ALB chapter 3 built, looked up by name (no changes).
+
+    Calls DescribeLoadBalancers, DescribeTargetGroups and DescribeListeners. Chapter 3.
+    Raises NotFoundError when a part is missing (run notebook 00 first).
+    """
+    lb = _load_balancer(lab)
+    group = _target_group(lab)
+    listener = _find_listener(lab, lb["LoadBalancerArn"])
+    if listener is None:
+        raise _missing(
+            f"The HTTP:80 listener of {lab.name('alb')}", "ListenerNotFound", "DescribeListeners"
+        )
+    return Alb(
+        alb_arn=lb["LoadBalancerArn"],
+        alb_dns_name=lb["DNSName"],
+        alb_zone_id=lb["CanonicalHostedZoneId"],
+        target_group_arn=group["TargetGroupArn"],
+        listener_arn=listener["ListenerArn"],
+    )
+
+
+@step("Show the targets' health")
+def show_target_health(lab: Lab) -> pd.DataFrame:
+    """The targets registered in ``P-E-ecs-tg`` and what the ALB's health check thinks of
+    them (initial, healthy, unhealthy, draining...), with AWS's reason when not healthy.
+
+    Calls DescribeTargetGroups and DescribeTargetHealth (``aws elbv2 describe-target-health``).
+    Chapter 7's troubleshooting view.
+    """
+    group = _target_group(lab)
+    descriptions = lab.client("elbv2").describe_target_health(
+        TargetGroupArn=group["TargetGroupArn"]
+    )["TargetHealthDescriptions"]
+    rows = [
+        {
+            "target": d["Target"]["Id"],
+            "port": d["Target"].get("Port"),
+            "availability_zone": d["Target"].get("AvailabilityZone", ""),
+            "state": d["TargetHealth"].get("State", ""),
+            "reason": d["TargetHealth"].get("Reason", ""),
+            "description": d["TargetHealth"].get("Description", ""),
+        }
+        for d in descriptions
+    ]
+    return pd.DataFrame(rows, columns=TARGET_HEALTH_COLUMNS)
+
+
+# ---------------------------------------------------------------- call the API
+
+
+def _check_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise ConfigurationError(f"path={path!r}: start the path with '/', e.g. '/health'.")
+
+
+@step("Call the API through the ALB")
+def call_alb(lab: Lab, path: str = "/", *, method: str = "GET", body: Any = None) -> HttpResponse:
+    """One HTTP request to the API through the ALB's DNS name, as ``curl`` would send it.
+
+    Calls DescribeLoadBalancers to find the DNS name, then sends the request (no AWS API).
+    Chapter 7. A 503 means the target group has no registered targets yet, a 502 or 504 that
+    a target did not answer properly.
+    """
+    _check_path(path)
+    url = f"http://{_load_balancer(lab)['DNSName']}{path}"
+    return lab.http(method.upper(), url, body)
+
+
+@step("Call the API through the ALB, several times")
+def show_alb_responses(
+    lab: Lab, calls: Sequence[tuple[str, str] | tuple[str, str, Any]]
+) -> pd.DataFrame:
+    """Several requests through the ALB, one row each: method, path, status, body.
+
+    Each call is ``(method, path)`` or ``(method, path, json_body)``, e.g.
+    ``("POST", "/api/users", {"name": "Taro", "email": "taro@example.com"})``. Calls
+    DescribeLoadBalancers once, then sends the requests in order. Chapter 7.
+    """
+    for call in calls:
+        _check_path(call[1])
+    base = f"http://{_load_balancer(lab)['DNSName']}"
+    rows = []
+    for method, path, *rest in calls:
+        response = lab.http(method.upper(), base + path, rest[0] if rest else None)
+        rows.append(
+            {
+                "method": response.method,
+                "path": path,
+                "status": response.status,
+                "body": response.text,
+            }
+        )
+    return pd.DataFrame(rows, columns=["method", "path", "status", "body"])
+
+
+# ------------------------------------------------------------------- delete
+
+
+@step("Delete the ALB")
+def delete_alb(lab: Lab) -> None:
+    """Delete the listener, the load balancer (waiting until it is gone) and the target group.
+
+    Calls DescribeLoadBalancers, DescribeListeners, DeleteListener, DeleteLoadBalancer,
+    DescribeTargetGroups and DeleteTargetGroup (retried while AWS still reports it in use).
+    Idempotent. Chapter 3 (teardown).
+    """
+    elb = lab.client("elbv2")
+    lb = _find_load_balancer(lab)
+    if lb is not None:
+        arn = lb["LoadBalancerArn"]
+        for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
+            elb.delete_listener(ListenerArn=listener["ListenerArn"])
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+        _wait(lab, "load_balancers_deleted", "Deleting the load balancer", LoadBalancerArns=[arn])
+    group = _find_target_group(lab)
+    if group is None:
+        return
+    for attempt in range(1, TG_DELETE_ATTEMPTS + 1):
+        try:
+            elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])
+            return
+        except ClientError as error:
+            if _error_code(error) != "ResourceInUse" or attempt == TG_DELETE_ATTEMPTS:
+                raise
+            time.sleep(TG_DELETE_PAUSE)

@@ -1,0 +1,149 @@
+"""CloudWatch Logs: the API's log group (chapter 4) and views of its logs (chapter 7).
+
+ECS's ``awslogs`` driver sends each container's stdout and stderr to the log group
+``/ecs/P-E``, one log stream per task (``ecs/<container>/<task id>``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any, Final
+
+import pandas as pd
+
+from handson.connection import Lab
+from handson.errors import step
+from handson.exceptions import ConfigurationError
+
+__all__ = [
+    "RETENTION_DAYS",
+    "delete_log_group",
+    "ensure_log_group",
+    "log_group_name",
+    "show_log_events",
+    "show_log_streams",
+]
+
+RETENTION_DAYS: Final = 14
+EVENT_COLUMNS: Final = ["time", "stream", "message"]
+STREAM_COLUMNS: Final = ["stream", "last_event_time", "first_event_time"]
+
+
+def log_group_name(lab: Lab) -> str:
+    """``/ecs/<project>-<environment>``, the series' log group of the API's containers."""
+    return f"/ecs/{lab.prefix}"
+
+
+def _find_log_group(lab: Lab) -> dict[str, Any] | None:
+    name = log_group_name(lab)
+    pages = lab.client("logs").get_paginator("describe_log_groups")
+    # The prefix also matches longer names (/ecs/P-E-other): keep the exact one.
+    for page in pages.paginate(logGroupNamePrefix=name):
+        for group in page["logGroups"]:
+            if group["logGroupName"] == name:
+                return dict(group)
+    return None
+
+
+def _utc(milliseconds: int | None) -> pd.Timestamp:
+    """AWS's epoch milliseconds as a UTC time (NaT when a stream has no events yet)."""
+    if milliseconds is None:
+        return pd.NaT
+    return pd.Timestamp(milliseconds, unit="ms", tz="UTC")
+
+
+@step("Create the log group")
+def ensure_log_group(lab: Lab) -> str:
+    """The log group ``/ecs/P-E`` where the tasks' output goes, kept 14 days.
+
+    Calls DescribeLogGroups, then CreateLogGroup if it's missing, and PutRetentionPolicy
+    only if the retention isn't 14 days. Idempotent. Chapter 4. Returns the group's name.
+    """
+    logs = lab.client("logs")
+    name = log_group_name(lab)
+    group = _find_log_group(lab)
+    if group is None:
+        logs.create_log_group(logGroupName=name, tags=dict(lab.tags, Name=name))
+        group = {}
+    # A new group keeps its events forever (and bills for them) until a retention is set.
+    if group.get("retentionInDays") != RETENTION_DAYS:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=RETENTION_DAYS)
+    return name
+
+
+@step("Show the log streams")
+def show_log_streams(lab: Lab, *, limit: int = 3) -> pd.DataFrame:
+    """The log group's most recently written streams (one per task), newest first.
+
+    Calls DescribeLogStreams ordered by LastEventTime, descending, like
+    ``aws logs describe-log-streams --order-by LastEventTime --descending``. Chapter 7.
+    """
+    if not 1 <= limit <= 50:
+        raise ConfigurationError(f"limit={limit!r}: DescribeLogStreams returns 1 to 50 streams.")
+    streams = lab.client("logs").describe_log_streams(
+        logGroupName=log_group_name(lab), orderBy="LastEventTime", descending=True, limit=limit
+    )["logStreams"]
+    rows = [
+        {
+            "stream": s["logStreamName"],
+            "last_event_time": _utc(s.get("lastEventTimestamp")),
+            "first_event_time": _utc(s.get("firstEventTimestamp")),
+        }
+        for s in streams
+    ]
+    return pd.DataFrame(rows, columns=STREAM_COLUMNS)
+
+
+@step("Show the latest log events")
+def show_log_events(
+    lab: Lab,
+    *,
+    limit: int = 20,
+    stream_prefix: str | None = None,
+    since_minutes: float | None = None,
+    pattern: str | None = None,
+) -> pd.DataFrame:
+    """The latest ``limit`` events of the log group, across its streams, oldest first: time
+    (UTC), stream and message, like ``aws logs tail --format short``.
+
+    Calls FilterLogEvents (every page in the time range; only ``limit`` events are kept).
+    ``stream_prefix`` keeps streams whose name starts with it (e.g. ``ecs/my-project-dev-app``);
+    ``since_minutes`` reads only that far back, which is quicker on a long-lived group;
+    ``pattern`` is a CloudWatch Logs filter pattern (e.g. ``listening`` or ``"GET /"``).
+    Chapter 7.
+    """
+    if limit < 1:
+        raise ConfigurationError(f"limit={limit!r}: ask for at least 1 event.")
+    if since_minutes is not None and since_minutes <= 0:
+        raise ConfigurationError(
+            f"since_minutes={since_minutes!r}: give a number of minutes above 0, or None."
+        )
+    params: dict[str, Any] = {"logGroupName": log_group_name(lab)}
+    if stream_prefix:
+        params["logStreamNamePrefix"] = stream_prefix
+    if pattern:
+        params["filterPattern"] = pattern
+    if since_minutes is not None:
+        params["startTime"] = int((time.time() - since_minutes * 60) * 1000)
+    pages = lab.client("logs").get_paginator("filter_log_events").paginate(**params)
+    events = (event for page in pages for event in page["events"])
+    # FilterLogEvents reads forward in time and can't read backwards, so keep the newest
+    # `limit` events while paging instead of holding the whole range in memory.
+    latest = heapq.nlargest(limit, events, key=lambda e: e["timestamp"])
+    rows = [
+        {"time": _utc(e["timestamp"]), "stream": e["logStreamName"], "message": e["message"]}
+        for e in sorted(latest, key=lambda e: e["timestamp"])
+    ]
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
+@step("Delete the log group")
+def delete_log_group(lab: Lab) -> None:
+    """Delete the log group ``/ecs/P-E`` and every event in it.
+
+    Calls DescribeLogGroups, then DeleteLogGroup if it exists. Idempotent. Chapter 4
+    (teardown).
+    """
+    if _find_log_group(lab) is not None:
+        lab.client("logs").delete_log_group(logGroupName=log_group_name(lab))

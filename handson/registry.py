@@ -1,0 +1,445 @@
+"""The ECR repository of chapter 4 and the image push of chapter 7.
+
+On real AWS the image is built and pushed with Docker, as the ECR console's "View push
+commands" shows (login, build, tag, push). The sandbox has no Docker: there the same step
+records the build context as an OCI manifest with ``ecr.put_image`` and the sandbox runs
+the context in place (see ``handson.sandbox.dataplane.images``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sh
+
+from handson.connection import Lab
+from handson.errors import step
+from handson.exceptions import ConfigurationError, DockerError, HandsonError
+from handson.sandbox.dataplane.images import (
+    OCI_MANIFEST_MEDIA_TYPE,
+    build_manifest,
+    image_digest,
+    parse_dockerfile,
+    parse_image_uri,
+)
+
+__all__ = [
+    "APP_DIR",
+    "PULL_ACTIONS",
+    "PushedImage",
+    "Repository",
+    "delete_repository",
+    "ensure_repository",
+    "ensure_repository_policy",
+    "get_repository",
+    "push_commands",
+    "push_image",
+    "show_images",
+]
+
+# The kit's API (chapter 6's image): <repository root>/app, holding its Dockerfile.
+APP_DIR = Path(__file__).resolve().parents[1] / "app"
+# What a task's execution role needs to pull an image (chapter 4's repository policy).
+PULL_ACTIONS = (
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+)
+POLICY_SID = "AllowExecutionRolePull"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+# The seed's ISSUE: the buildx plugin is missing or broken. Docker then says so on stderr
+# ("BuildKit is enabled but the buildx component is missing or broken", or a warning that
+# it fell back to the legacy builder), and DOCKER_BUILDKIT=0 forces the legacy builder.
+_BUILDX = re.compile(r"buildx|buildkit", re.IGNORECASE)
+# stderr text of a Docker CLI that can't reach its daemon -> what the learner does about it.
+_DAEMON_PROBLEMS = [
+    (
+        "permission denied while trying to connect to the docker daemon",
+        "Docker is running but this user may not use it: add the user to the 'docker' group "
+        "(sudo usermod -aG docker $USER, then log in again)",
+    ),
+    ("cannot connect to the docker daemon", "Start Docker (Docker Desktop, or the docker service)"),
+    ("error during connect", "Start Docker (Docker Desktop, or the docker service)"),
+]
+# What to check when a docker command fails for another reason, by subcommand.
+_DOCKER_ADVICE = {
+    "login": "Check that these AWS credentials may call ecr:GetAuthorizationToken and that "
+    "the machine reaches the registry.",
+    "build": "Fix the Dockerfile or the files it copies (see docker's output above), then run "
+    "the cell again.",
+    "tag": "The image built above should exist locally: run the cell again.",
+    "push": "ECR's login lasts 12 hours and the repository must exist: run the cell again, or "
+    "notebook 00 if the repository is missing.",
+}
+_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class Repository:
+    """An ECR repository: name, URI (``<account>.dkr.ecr.<region>.amazonaws.com/<name>``), ARN."""
+
+    name: str
+    uri: str
+    arn: str
+
+    @property
+    def registry(self) -> str:
+        """The registry host that ``docker login`` signs in to."""
+        return self.uri.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """An image in ECR: ``uri`` is the tagged reference a task definition uses
+    (``<repository uri>:<tag>``), ``digest`` the ``sha256:...`` ECR reports."""
+
+    uri: str
+    tag: str
+    digest: str
+
+
+# ------------------------------------------------------------------ repository
+
+
+@step("create the ECR repository")
+def ensure_repository(lab: Lab) -> Repository:
+    """ECR stores the app's images in a private repository, ``<project>-<env>-app``: tags
+    may be overwritten (MUTABLE, so ``latest`` can move) and each push is scanned.
+
+    Calls DescribeRepositories, then CreateRepository (with the kit's tags) when missing,
+    or PutImageTagMutability / PutImageScanningConfiguration when an existing repository's
+    settings differ. Idempotent. Chapter 4.
+    """
+    ecr = lab.client("ecr")
+    name = lab.name("app")
+    try:
+        found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except ecr.exceptions.RepositoryNotFoundException:
+        created = ecr.create_repository(
+            repositoryName=name,
+            imageTagMutability="MUTABLE",
+            imageScanningConfiguration={"scanOnPush": True},
+            tags=lab.tag_list(name),
+        )["repository"]
+        return _repository(created)
+    if found.get("imageTagMutability") != "MUTABLE":
+        # An IMMUTABLE repository refuses the second push of "latest" (chapter 7 re-pushes it).
+        ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability="MUTABLE")
+    if not found.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        ecr.put_image_scanning_configuration(
+            repositoryName=name, imageScanningConfiguration={"scanOnPush": True}
+        )
+    return _repository(found)
+
+
+@step("look up the ECR repository")
+def get_repository(lab: Lab) -> Repository:
+    """The student's ECR repository, ``<project>-<env>-app``, without creating it.
+
+    Calls DescribeRepositories; raises NotFoundError (with "run notebook 00 first") when
+    it is missing. Read-only. Chapter 4.
+    """
+    return _describe_repository(lab)
+
+
+@step("let the execution role pull from ECR")
+def ensure_repository_policy(lab: Lab, *, execution_role_arn: str) -> dict[str, Any]:
+    """A repository policy lets the task execution role pull the app's image (BatchGetImage,
+    GetDownloadUrlForLayer, BatchCheckLayerAvailability). Returns the policy document.
+
+    Calls GetRepositoryPolicy, then SetRepositoryPolicy only when the policy in place differs
+    (compared as parsed JSON). Idempotent. Chapter 4.
+    """
+    if not _ROLE_ARN.match(execution_role_arn):
+        raise ConfigurationError(
+            f"execution_role_arn={execution_role_arn!r} is not an IAM role ARN "
+            "(arn:aws:iam::<account>:role/<name>). Pass the ARN of the execution role "
+            f"{lab.name('ecs-execution-role')!r} created in chapter 4."
+        )
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": POLICY_SID,
+                "Effect": "Allow",
+                "Principal": {"AWS": execution_role_arn},
+                "Action": list(PULL_ACTIONS),
+            }
+        ],
+    }
+    ecr = lab.client("ecr")
+    name = lab.name("app")
+    try:
+        current = json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])
+    except ecr.exceptions.RepositoryPolicyNotFoundException:
+        current = None
+    # AWS may return the text re-formatted, so only the parsed documents are compared.
+    if current != policy:
+        ecr.set_repository_policy(repositoryName=name, policyText=json.dumps(policy))
+    return policy
+
+
+@step("delete the ECR repository")
+def delete_repository(lab: Lab) -> None:
+    """Deletes the repository with every image in it (the series' ``force_delete``).
+
+    Calls DeleteRepository with force. Idempotent: a missing repository is nothing to do.
+    Chapter 4 (teardown).
+    """
+    ecr = lab.client("ecr")
+    try:
+        ecr.delete_repository(repositoryName=lab.name("app"), force=True)
+    except ecr.exceptions.RepositoryNotFoundException:
+        pass  # already gone
+
+
+# ---------------------------------------------------------------------- images
+
+
+@step("push the app image")
+def push_image(
+    lab: Lab,
+    *,
+    context: Path = APP_DIR,
+    tag: str = "latest",
+    platform: str = "linux/amd64",
+) -> PushedImage:
+    """Puts the app's image into ECR under ``tag`` and returns its digest.
+
+    On real AWS with Docker: GetAuthorizationToken, then ``docker login`` (password on stdin),
+    ``docker build --platform <platform>`` (once more with DOCKER_BUILDKIT=0 if the buildx
+    plugin is missing, as in the seed's ISSUE), ``docker tag``, ``docker push``, then
+    DescribeImages for the digest. On the sandbox: DescribeImages, then PutImage with the
+    build context's manifest only when the tag points elsewhere. Idempotent. Chapter 7.
+    """
+    context = Path(context).resolve()
+    _check_push_options(lab, context=context, tag=tag, platform=platform)
+    if lab.uses_docker:
+        return _docker_push(lab, context=context, tag=tag, platform=platform)
+    return _manifest_push(lab, context=context, tag=tag)
+
+
+@step("show the push commands")
+def push_commands(lab: Lab, *, tag: str = "latest") -> list[str]:
+    """The four commands the ECR console's "View push commands" shows (login, build, tag,
+    push), to run by hand from the app directory.
+
+    Calls DescribeRepositories. Read-only. Chapter 7.
+    """
+    _check_tag(lab, tag)
+    repo = _describe_repository(lab)
+    login = f"aws ecr get-login-password --region {lab.region} | " + shlex.join(
+        ["docker", *_login_args(repo)]
+    )
+    return [
+        login,
+        shlex.join(["docker", *_build_args(repo, tag, "linux/amd64", ".")]),
+        shlex.join(["docker", *_tag_args(repo, tag)]),
+        shlex.join(["docker", *_push_args(repo, tag)]),
+    ]
+
+
+@step("list the ECR images")
+def show_images(lab: Lab) -> pd.DataFrame:
+    """The images in the repository, newest first: tags, short digest, push time, size.
+
+    Calls DescribeImages (all pages). Read-only. Chapter 7.
+    """
+    pages = (
+        lab.client("ecr").get_paginator("describe_images").paginate(repositoryName=lab.name("app"))
+    )
+    rows = [
+        {
+            "tags": ", ".join(sorted(detail.get("imageTags", []))) or "<untagged>",
+            # Docker's short form: the first 12 hex digits.
+            "digest": detail["imageDigest"][: len("sha256:") + 12],
+            "pushed_at": detail.get("imagePushedAt"),
+            "size_mb": round(detail.get("imageSizeInBytes", 0) / 1_000_000, 1),
+        }
+        for page in pages
+        for detail in page["imageDetails"]
+    ]
+    frame = pd.DataFrame(rows, columns=["tags", "digest", "pushed_at", "size_mb"])
+    return frame.sort_values("pushed_at", ascending=False, ignore_index=True)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _repository(data: dict[str, Any]) -> Repository:
+    return Repository(
+        name=data["repositoryName"], uri=data["repositoryUri"], arn=data["repositoryArn"]
+    )
+
+
+def _describe_repository(lab: Lab) -> Repository:
+    # RepositoryNotFoundException becomes NotFoundError with "run notebook 00 first" (errors.py).
+    found = lab.client("ecr").describe_repositories(repositoryNames=[lab.name("app")])
+    return _repository(found["repositories"][0])
+
+
+def _check_push_options(lab: Lab, *, context: Path, tag: str, platform: str) -> None:
+    if not (context / "Dockerfile").is_file():
+        raise ConfigurationError(
+            f"context={str(context)!r} has no Dockerfile. Pass the directory that holds the "
+            f"app's Dockerfile (the default is {str(APP_DIR)!r})."
+        )
+    _check_tag(lab, tag)
+    if not _PLATFORM.match(platform):
+        raise ConfigurationError(
+            f"platform={platform!r} is not an <os>/<architecture> pair: use 'linux/amd64' "
+            "(Fargate's default X86_64 platform), also on Apple Silicon."
+        )
+
+
+def _check_tag(lab: Lab, tag: str) -> None:
+    try:
+        parse_image_uri(f"{lab.name('app')}:{tag}")
+    except ValueError:
+        raise ConfigurationError(
+            f"tag={tag!r} is not a valid image tag: use up to 128 letters, digits, '_', '.' "
+            "or '-', starting with a letter, digit or '_' (e.g. 'latest' or 'v2')."
+        ) from None
+
+
+def _manifest_push(lab: Lab, *, context: Path, tag: str) -> PushedImage:
+    try:
+        manifest = build_manifest(context, parse_dockerfile(context / "Dockerfile"))
+    except ValueError as error:
+        raise ConfigurationError(f"The Dockerfile can't be used: {error}") from error
+    digest = image_digest(manifest)
+    repo = _describe_repository(lab)
+    image = PushedImage(uri=f"{repo.uri}:{tag}", tag=tag, digest=digest)
+    if _tagged_digest(lab, repo, tag) == digest:
+        return image
+    ecr = lab.client("ecr")
+    try:
+        ecr.put_image(
+            repositoryName=repo.name,
+            imageTag=tag,
+            imageManifest=manifest,
+            imageManifestMediaType=OCI_MANIFEST_MEDIA_TYPE,
+            imageDigest=digest,
+        )
+    except ecr.exceptions.ImageAlreadyExistsException:
+        pass  # ECR's answer when this tag already names this very digest: the image is there
+    return image
+
+
+def _tagged_digest(lab: Lab, repo: Repository, tag: str) -> str | None:
+    ecr = lab.client("ecr")
+    try:
+        details = ecr.describe_images(repositoryName=repo.name, imageIds=[{"imageTag": tag}])
+    except ecr.exceptions.ImageNotFoundException:
+        return None
+    return str(details["imageDetails"][0]["imageDigest"])
+
+
+def _login_args(repo: Repository) -> list[str]:
+    return ["login", "--username", "AWS", "--password-stdin", repo.registry]
+
+
+def _build_args(repo: Repository, tag: str, platform: str, context: str) -> list[str]:
+    return ["build", "--platform", platform, "-t", f"{repo.name}:{tag}", context]
+
+
+def _tag_args(repo: Repository, tag: str) -> list[str]:
+    return ["tag", f"{repo.name}:{tag}", f"{repo.uri}:{tag}"]
+
+
+def _push_args(repo: Repository, tag: str) -> list[str]:
+    return ["push", f"{repo.uri}:{tag}"]
+
+
+def _docker_push(lab: Lab, *, context: Path, tag: str, platform: str) -> PushedImage:
+    docker = _docker_cli()
+    repo = _describe_repository(lab)
+    token = lab.client("ecr").get_authorization_token()["authorizationData"][0]
+    # The token is base64 "AWS:<password>"; the password goes to docker on stdin only.
+    password = base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
+    _run(docker, _login_args(repo), secret=password, _in=password)
+    build = _build_args(repo, tag, platform, str(context))
+    try:
+        docker(*build, _tty_out=False)
+    except sh.ErrorReturnCode as error:
+        stderr = _output(error)
+        if _daemon_problem(stderr) or not _BUILDX.search(stderr):
+            raise _docker_error(build, error) from error
+        _run(docker, build, _env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    _run(docker, _tag_args(repo, tag))
+    _run(docker, _push_args(repo, tag))
+    digest = _tagged_digest(lab, repo, tag)
+    if digest is None:
+        raise DockerError(
+            f"docker push reported success but ECR has no image tagged {tag!r} in {repo.name}. "
+            "Run the cell again; if it persists, look at the repository in the ECR console."
+        )
+    return PushedImage(uri=f"{repo.uri}:{tag}", tag=tag, digest=digest)
+
+
+def _docker_cli() -> sh.Command:
+    """The docker command, checked to reach its daemon (before any AWS call)."""
+    try:
+        docker = sh.Command("docker")
+    except sh.CommandNotFound:
+        raise ConfigurationError(
+            "Docker is not installed (no 'docker' command on PATH). Install Docker Desktop "
+            "(or Docker Engine) and run the cell again, or use the sandbox: connect()."
+        ) from None
+    try:
+        docker("info", "--format", "{{.ServerVersion}}", _tty_out=False, _timeout=60)
+    except sh.TimeoutException:
+        raise ConfigurationError(
+            "Docker did not answer within 60 seconds. Restart Docker and run the cell again, "
+            "or use the sandbox: connect()."
+        ) from None
+    except sh.ErrorReturnCode as error:
+        raise _docker_error(["info"], error) from error
+    return docker
+
+
+def _run(docker: sh.Command, args: list[str], *, secret: str = "", **options: Any) -> None:
+    try:
+        docker(*args, _tty_out=False, **options)
+    except sh.ErrorReturnCode as error:
+        raise _docker_error(args, error, secret=secret) from error
+
+
+def _output(error: sh.ErrorReturnCode) -> str:
+    # The legacy builder prints a failing step's output on stdout, BuildKit on stderr.
+    raw: bytes = error.stderr or error.stdout or b""
+    return raw.decode(errors="replace")
+
+
+def _daemon_problem(text: str) -> str:
+    lowered = text.lower()
+    return next((advice for needle, advice in _DAEMON_PROBLEMS if needle in lowered), "")
+
+
+def _docker_error(args: list[str], error: sh.ErrorReturnCode, *, secret: str = "") -> HandsonError:
+    """ConfigurationError when Docker itself isn't usable, else DockerError."""
+    output = _output(error)
+    if secret:
+        output = output.replace(secret, "****")
+    advice = _daemon_problem(output)
+    if advice:
+        return ConfigurationError(
+            f"Docker is installed but can't be used: {output.strip().splitlines()[-1]}\n"
+            f"{advice} and run the cell again, or use the sandbox: connect()."
+        )
+    tail = "\n".join(line for line in output.splitlines() if line.strip())
+    tail = "\n".join(tail.splitlines()[-_TAIL_LINES:])
+    return DockerError(
+        f"`docker {args[0]}` failed (exit code {error.exit_code}). Docker said:\n{tail}\n"
+        + _DOCKER_ADVICE.get(args[0], "Run the cell again.")
+    )
