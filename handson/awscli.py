@@ -7,8 +7,16 @@ import re
 import shlex
 from typing import Any
 
+# Operations that only read: everything else changes something in the account.
+READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Search", "Lookup", "Filter")
+
 # boto3's endpoint prefixes whose CLI command names differ.
 CLI_NAMES = {"elasticloadbalancing": "elbv2", "monitoring": "cloudwatch", "api.ecr": "ecr"}
+
+
+def is_mutating(operation: str) -> bool:
+    """Whether an API operation changes something (CreateService) or only reads (Describe...)."""
+    return not operation.startswith(READ_PREFIXES)
 
 
 def kebab(name: str) -> str:

@@ -33,7 +33,6 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 # Request fields whose values are secrets: never recorded, never shown.
 SECRET_FIELDS = {"SecretString", "MasterUserPassword", "Password", "SecretBinary", "password"}
-READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Search", "Lookup", "Filter")
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class ApiCall:
 
     @property
     def mutating(self) -> bool:
-        return not self.operation.startswith(READ_PREFIXES)
+        return awscli.is_mutating(self.operation)
 
     @property
     def cli(self) -> str:

@@ -6,13 +6,22 @@ CloudWatch Logs and backs RDS with a local PostgreSQL.
 """
 
 from handson.sandbox.config import SandboxConfig, load_config
-from handson.sandbox.lifecycle import SandboxStatus, inject_faults, reset, start, status, stop
+from handson.sandbox.lifecycle import (
+    SandboxStatus,
+    inject_faults,
+    mutating_calls,
+    reset,
+    start,
+    status,
+    stop,
+)
 
 __all__ = [
     "SandboxConfig",
     "SandboxStatus",
     "inject_faults",
     "load_config",
+    "mutating_calls",
     "reset",
     "start",
     "status",

@@ -273,3 +273,14 @@ def inject_faults(
         "POST",
         {"throttle_rate": throttle_rate, "services": services or [], "seed": seed},
     )
+
+
+def mutating_calls(account_id: str, config: SandboxConfig | None = None) -> dict[str, int]:
+    """Successful API calls that changed something in ``account_id`` since the sandbox
+    started, by ``service:Operation`` (e.g. ``{"ecs:CreateService": 1}``)."""
+    config = config or load_config()
+    current = status(config)
+    if not current.running or current.endpoint_url is None:
+        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+    answer = _request(f"{current.endpoint_url}/_handson/calls?account={account_id}")
+    return {k: int(v) for k, v in answer["mutating_calls"].items()}

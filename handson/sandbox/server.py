@@ -8,6 +8,7 @@ the lifecycle commands (status, reset, shutdown, fault injection).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist only with this set,
 # and it must be set before moto's IAM backend loads.
@@ -25,6 +27,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
+from handson.awscli import is_mutating  # noqa: E402
 from handson.sandbox.dataplane import moto_bridge  # noqa: E402
 from handson.sandbox.dataplane.engine import DataPlane  # noqa: E402
 
@@ -82,14 +85,59 @@ class Faults:
         return "400 Bad Request", [("Content-Type", "text/xml")], body.encode()
 
 
-def signing_service(environ: dict[str, Any]) -> str | None:
-    """The service named in a SigV4 Authorization header's credential scope."""
+def _credential_scope(environ: dict[str, Any]) -> list[str]:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     try:
-        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
-        return scope.split("/")[3]
+        return auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
     except IndexError:
-        return None
+        return []
+
+
+def signing_service(environ: dict[str, Any]) -> str | None:
+    """The service named in a SigV4 Authorization header's credential scope."""
+    scope = _credential_scope(environ)
+    return scope[3] if len(scope) > 3 else None
+
+
+def operation_name(environ: dict[str, Any]) -> str | None:
+    """The API operation of a request: X-Amz-Target (JSON) or Action= (query protocols).
+
+    Reading a form body consumes it, so it is put back for moto.
+    """
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "Action" in form:
+            return form["Action"][0]
+    return None
+
+
+class CallCounter:
+    """Successful mutating API calls per account, to prove that a re-run changes nothing."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, environ: dict[str, Any], operation: str | None, status: str) -> None:
+        scope = _credential_scope(environ)
+        if len(scope) < 4 or scope[3] == "sts" or operation is None:
+            return
+        if not status.startswith("2") or not is_mutating(operation):
+            return
+        account = moto_bridge.account_of(scope[0])
+        with self._lock:
+            per_account = self.counts.setdefault(account, {})
+            key = f"{scope[3]}:{operation}"
+            per_account[key] = per_account.get(key, 0) + 1
 
 
 class SandboxApp:
@@ -102,6 +150,7 @@ class SandboxApp:
         self.plane = plane
         self.shutdown = shutdown
         self.faults = Faults()
+        self.calls = CallCounter()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -109,6 +158,7 @@ class SandboxApp:
             return self._control(path, environ, start_response)
         if path == "/moto-api/reset" and environ.get("REQUEST_METHOD") == "POST":
             self.plane.reset()
+        operation = operation_name(environ)  # buffers a form body before moto reads it
         service = signing_service(environ)
         if self.faults.should_throttle(service):
             self.faults.injected += 1
@@ -130,6 +180,7 @@ class SandboxApp:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        self.calls.record(environ, operation, captured["status"])
         start_response(captured["status"], captured["headers"])
         return [body]
 
@@ -143,6 +194,9 @@ class SandboxApp:
             payload["alb_proxy"] = self.plane.proxy.url
             payload["throttle_rate"] = self.faults.rate
             payload["throttled"] = self.faults.injected
+        elif path == "/_handson/calls":
+            account = parse_qs(environ.get("QUERY_STRING", "")).get("account", [""])[0]
+            payload = {"account": account, "mutating_calls": self.calls.counts.get(account, {})}
         elif path == "/_handson/reset" and method == "POST":
             self.plane.reset()
             moto_bridge.reset()

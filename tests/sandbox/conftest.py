@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,17 @@ def alb_proxy(sandbox_server: sandbox.SandboxStatus) -> str:
 
 
 @pytest.fixture
-def world(endpoint: str) -> World:
+def world(endpoint: str) -> Iterator[World]:
     """Chapters 1-6 built in a new account: network, ALB, cluster, roles, DB, secret."""
     w = World(endpoint, str(next(_accounts)))
     w.build_all()
-    return w
+    yield w
+    w.stop_services()
 
 
 @pytest.fixture
-def new_account(endpoint: str) -> World:
+def new_account(endpoint: str) -> Iterator[World]:
     """An empty new account."""
-    return World(endpoint, str(next(_accounts)))
+    w = World(endpoint, str(next(_accounts)))
+    yield w
+    w.stop_services()

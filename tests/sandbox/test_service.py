@@ -136,8 +136,10 @@ def test_draining_on_scale_in(world: World) -> None:
     )
     assert draining[0]["TargetHealth"]["Reason"] == "Target.DeregistrationInProgress"
     assert draining[0]["TargetHealth"]["Description"] == "Target deregistration is in progress"
-    stopped = world.tasks("STOPPED")
-    assert [t["lastStatus"] for t in stopped] == ["DEACTIVATING"]
+    stopping = [
+        t for t in world.tasks("STOPPED") if t["stoppedReason"].startswith("Scaling activity")
+    ]
+    assert [t["lastStatus"] for t in stopping] == ["DEACTIVATING"]
     messages = world.messages()
     assert any(
         re.fullmatch(

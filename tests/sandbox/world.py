@@ -318,6 +318,14 @@ class World:
         self.ids["service"] = service["serviceName"]
         return str(service["serviceArn"])
 
+    def stop_services(self) -> None:
+        """Delete the account's services so their tasks stop (keeps the machine quiet
+        for the tests that follow)."""
+        ecs = self.client("ecs")
+        for cluster in ecs.list_clusters()["clusterArns"]:
+            for service in ecs.list_services(cluster=cluster)["serviceArns"]:
+                ecs.delete_service(cluster=cluster, service=service, force=True)
+
     # ------------------------------------------------------------------- reads
 
     def service(self) -> dict[str, Any]:

@@ -196,7 +196,7 @@ class TargetHealthTable:
             host = self.resolve(record.account, record.region, record.target_id)
         # Real seconds to wait: the timeout scaled like every interval, but never so
         # short that a busy laptop fails a healthy app.
-        timeout = max(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]), 1.0)
+        timeout = max(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]), 2.0)
         if host is None:
             result = CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
         else:

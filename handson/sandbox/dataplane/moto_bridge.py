@@ -133,6 +133,7 @@ def install(dataplane: DataPlane) -> None:
     _dp = dataplane
     if _originals:
         return
+    _install_account_lookup()
     _install_ecs()
     _install_elbv2()
     _install_rds()
@@ -147,6 +148,34 @@ def _plane() -> DataPlane:
 
 def _ctx(response: Any) -> tuple[str, str]:
     return str(response.current_account), str(response.region)
+
+
+# --------------------------------------------------------------------- accounts
+
+
+def _install_account_lookup() -> None:
+    """Find the account of an access key without creating IAM backends.
+
+    moto's ``get_account_id_from`` runs on every request and walks every account's six
+    partitions, creating (and filling with 1,500 managed policies) the IAM backend of each
+    partition it touches: with 30 students that is seconds of work and a gigabyte of
+    memory. The sandbox is one partition, "aws", and a key's account never changes.
+    """
+    import moto.iam.models as iam_models
+
+    known: dict[str, str] = {}
+
+    def get_account_id_from(access_key: str) -> str:
+        if access_key in known:
+            return known[access_key]
+        for account_id, account in list(iam_backends.items()):
+            backend = dict.get(account, "aws")  # dict.get: never create a backend
+            if backend is not None and access_key in backend.access_keys:
+                known[access_key] = account_id
+                return account_id
+        return str(iam_models.DEFAULT_ACCOUNT_ID)
+
+    iam_models.get_account_id_from = get_account_id_from  # type: ignore[assignment]
 
 
 # -------------------------------------------------------------------------- ECS
@@ -651,6 +680,13 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
 
 def subnet_exists(account: str, region: str, subnet_id: str) -> bool:
     return ec2_backends[account][region].get_subnet(subnet_id) is not None
+
+
+def account_of(access_key_id: str) -> str:
+    """The account an access key belongs to (assumed-role keys included)."""
+    from moto.iam.models import get_account_id_from
+
+    return str(get_account_id_from(access_key_id))
 
 
 def accounts() -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,76 @@ class LoopbackPool:
             self._free.append(address)
 
 
+class OutputPump:
+    """One thread that reads every container's stdout and stderr.
+
+    A thread per pipe would mean hundreds of threads with a classroom of tasks, all
+    fighting for the GIL; a selector over non-blocking pipes needs one.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._run, name="container-output", daemon=True)
+        self._thread.start()
+
+    def add(self, stream: IO[bytes], sink: LineSink, on_eof: Callable[[], None]) -> None:
+        os.set_blocking(stream.fileno(), False)
+        with self._lock:
+            self._selector.register(stream, selectors.EVENT_READ, (sink, on_eof, bytearray()))
+        os.write(self._wake_w, b"x")
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                if key.data is None:
+                    os.read(self._wake_r, 4096)
+                    continue
+                self._read(key)
+
+    def _read(self, key: selectors.SelectorKey) -> None:
+        sink, on_eof, pending = key.data
+        stream = key.fileobj
+        try:
+            chunk = os.read(stream.fileno(), 65536)  # type: ignore[union-attr]
+        except BlockingIOError:
+            return
+        # Each line becomes one log event stamped when it was read, as with the awslogs
+        # driver (ecs-behaviour.md §6).
+        stamp = int(time.time() * 1000)
+        pending.extend(chunk)
+        *lines, rest = pending.split(b"\n")
+        pending[:] = rest
+        for line in lines:
+            sink(line.decode("utf-8", "replace").rstrip("\r"), stamp)
+        if not chunk:
+            if pending:
+                sink(pending.decode("utf-8", "replace"), stamp)
+            with self._lock:
+                self._selector.unregister(stream)
+            stream.close()  # type: ignore[union-attr]
+            on_eof()
+
+
+_pump: OutputPump | None = None
+_pump_lock = threading.Lock()
+
+
+def output_pump() -> OutputPump:
+    global _pump
+    with _pump_lock:
+        if _pump is None:
+            _pump = OutputPump()
+        return _pump
+
+
 class ContainerProcess:
     """One running container: a process, its output lines sent to ``sink``."""
 
     def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str], sink: LineSink) -> None:
         self.argv = argv
-        self._sink = sink
         self.popen = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -69,20 +135,14 @@ class ContainerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        self._readers = [
-            threading.Thread(target=self._pump, args=(stream,), daemon=True)
-            for stream in (self.popen.stdout, self.popen.stderr)
-        ]
-        for reader in self._readers:
-            reader.start()
+        self._open_streams = 2
+        pump = output_pump()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            assert stream is not None
+            pump.add(stream, sink, self._closed)
 
-    def _pump(self, stream: object) -> None:
-        # Each line becomes one log event stamped when it was produced, as with the
-        # awslogs driver (ecs-behaviour.md §6).
-        for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self._sink(line, int(time.time() * 1000))
-        stream.close()  # type: ignore[attr-defined]
+    def _closed(self) -> None:
+        self._open_streams -= 1
 
     @property
     def pid(self) -> int:
@@ -91,7 +151,7 @@ class ContainerProcess:
     def poll(self) -> int | None:
         """The exit code once the process has ended and its output is read."""
         code = self.popen.poll()
-        if code is None or any(r.is_alive() for r in self._readers):
+        if code is None or self._open_streams > 0:
             return None
         return code
 
