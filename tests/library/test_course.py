@@ -80,7 +80,9 @@ def test_no_secret_anywhere(course_run, sandbox_config) -> None:
     lab = course_run["lab"]
     pre = chapters.get_prerequisites(lab)
     secret = json.loads(
-        lab.client("secretsmanager").get_secret_value(SecretId=pre.database.secret_arn)["SecretString"]
+        lab.client("secretsmanager").get_secret_value(SecretId=pre.database.secret_arn)[
+            "SecretString"
+        ]
     )
     password = secret["password"]
     assert len(password) == 32
@@ -97,8 +99,14 @@ def test_bad_task_size_fails_before_any_aws_call(make_lab, tmp_path, sandbox_con
     lab = make_lab()
     with pytest.raises(FargateSizeError) as caught:
         ecs.task_definition_spec(
-            lab, image_uri="x", execution_role_arn="x", task_role_arn="x", secret_arn="x",
-            log_group="x", task_cpu=256, task_memory=4096,
+            lab,
+            image_uri="x",
+            execution_role_arn="x",
+            task_role_arn="x",
+            secret_arn="x",
+            log_group="x",
+            task_cpu=256,
+            task_memory=4096,
         )
     message = str(caught.value)
     assert "512, 1024 or 2048" in message

@@ -1,0 +1,128 @@
+"""handson.ecs on the sandbox: the chapter's task definition and service, step by step."""
+
+from __future__ import annotations
+
+import pytest
+
+from handson import chapters, ecs, iam, registry
+from handson.exceptions import ConfigurationError, DeploymentError, NotFoundError
+
+
+@pytest.fixture(scope="module")
+def built(sandbox_server):
+    """Chapters 1-6 for one student, shared by the tests of this module."""
+    from handson.connection import connect
+
+    lab = connect("sandbox", student="ecs-module-student")
+    pre = chapters.build_prerequisites(lab, enable_nat_gateway=True)
+    iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
+    return lab, pre
+
+
+def spec_for(lab, pre, **changes):
+    options = {
+        "image_uri": f"{pre.repository.uri}:latest",
+        "execution_role_arn": pre.execution_role_arn,
+        "task_role_arn": pre.task_role_arn,
+        "secret_arn": pre.database.secret_arn,
+        "log_group": pre.log_group,
+    }
+    options.update(changes)
+    return ecs.task_definition_spec(lab, **options)
+
+
+def create_service(lab, pre, task_definition, count=2):
+    return ecs.ensure_service(
+        lab,
+        task_definition_arn=task_definition.arn,
+        private_subnet_ids=list(pre.network.private_subnet_ids),
+        security_group_id=pre.network.ecs_security_group_id,
+        target_group_arn=pre.alb.target_group_arn,
+        app_count=count,
+    )
+
+
+def test_task_definition_is_the_chapters(built) -> None:
+    lab, pre = built
+    spec = spec_for(lab, pre)
+    assert spec["family"] == "my-project-dev-app"
+    (container,) = spec["containerDefinitions"]
+    assert container["environment"] == [
+        {"name": "APP_ENV", "value": "production"},
+        {"name": "PORT", "value": "3000"},
+    ]
+    assert [s["valueFrom"].rsplit(":", 3)[1:] for s in container["secrets"]] == [
+        ["host", "", ""], ["port", "", ""], ["dbname", "", ""], ["username", "", ""], ["password", "", ""],
+    ]  # fmt: skip
+    assert "healthCheck" not in container
+    first = ecs.ensure_task_definition(lab, spec)
+    calls = len(lab.log.mutating())
+    again = ecs.ensure_task_definition(lab, spec)
+    assert again == first and len(lab.log.mutating()) == calls, "same content: no new revision"
+    changed = ecs.ensure_task_definition(lab, spec_for(lab, pre, task_cpu=512, task_memory=1024))
+    assert changed.revision == first.revision + 1
+    registered = lab.client("ecs").describe_task_definition(
+        taskDefinition=first.arn, include=["TAGS"]
+    )
+    assert {"key": "Student", "value": lab.student} in registered["tags"]
+
+
+def test_settings_are_checked_first() -> None:
+    with pytest.raises(ConfigurationError, match="app_count"):
+        ecs.check_settings(256, 512, 11)
+    with pytest.raises(ConfigurationError, match="512, 1024 or 2048"):
+        ecs.check_settings(256, 4096, 2)
+    assert ecs.check_settings("1 vCPU", "2GB", 2) == (1024, 2048)
+
+
+def test_service_fails_then_runs_after_push_and_restart(built) -> None:
+    lab, pre = built
+    td = ecs.ensure_task_definition(lab, spec_for(lab, pre))
+    service = create_service(lab, pre, td)
+    assert service.desired_count == 2
+    # No image yet: the circuit breaker fails the first deployment (the chapter's flow).
+    with pytest.raises(DeploymentError) as failed:
+        ecs.wait_for_rollout(lab, timeout=120, poll=0.2)
+    assert "CannotPullContainerError" in str(failed.value)
+    assert "push it with push_image()" in str(failed.value)
+    stopped = ecs.show_stopped_tasks(lab)
+    assert set(stopped["stop_code"]) == {"TaskFailedToStart"}
+    image = registry.push_image(lab)
+    deployment = ecs.restart_service(lab, image_digest=image.digest)
+    assert deployment is not None and deployment.startswith("ecs-svc/")
+    table = ecs.wait_for_rollout(lab, timeout=120, poll=0.2)
+    assert table[["desired", "running", "rollout_state"]].values.tolist() == [[2, 2, "COMPLETED"]]
+    # Restarting again with the same image changes nothing: every task runs it already.
+    mutating = len(lab.log.mutating())
+    assert ecs.restart_service(lab, image_digest=image.digest) is None
+    # Re-running the create step keeps the running task definition (ignore_changes).
+    newer = ecs.ensure_task_definition(lab, spec_for(lab, pre, task_cpu=512, task_memory=1024))
+    create_service(lab, pre, newer)
+    assert len(lab.log.mutating()) == mutating + 1, "only the new revision was registered"
+    assert ecs.describe_service(lab)["taskDefinition"] != newer.arn
+    tasks = ecs.show_tasks(lab)
+    assert len(tasks) == 2 and set(tasks["last_status"]) == {"RUNNING"}
+    assert set(tasks["health"]) == {"UNKNOWN"}, "no container health check is declared"
+    events = ecs.show_service_events(lab, limit=3)
+    assert events["message"][0].endswith("has reached a steady state.")
+
+
+def test_scale_and_delete(built) -> None:
+    lab, pre = built
+    if not ecs.show_service(lab)["running"].eq(2).all():
+        pytest.skip("needs the running service of the previous test")
+    ecs.scale_service(lab, 1)
+    table = ecs.wait_for_rollout(lab, timeout=120, poll=0.2)
+    assert table["running"].tolist() == [1]
+    outputs = ecs.outputs(lab)
+    assert outputs["ecs_service_name"] == "my-project-dev-app-service"
+    assert outputs["ecs_task_definition_family"] == "my-project-dev-app"
+    ecs.delete_service(lab)
+    with pytest.raises(NotFoundError):
+        ecs.describe_service(lab)
+    ecs.delete_service(lab)  # idempotent
+    ecs.delete_task_definitions(lab)
+    ecs.delete_cluster(lab)
+    ecs.delete_cluster(lab)
+    with pytest.raises(NotFoundError):
+        ecs.cluster_arn(lab)
