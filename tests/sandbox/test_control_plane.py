@@ -134,3 +134,17 @@ def test_throttling_is_survived_by_boto3_retries(world: World, sandbox_config) -
         assert sandbox.status(config).details["throttled"] > len(errors)
     finally:
         sandbox.inject_faults(0, config=config)
+
+
+def test_nat_gateways_honour_tag_filters(world: World) -> None:
+    ec2 = world.client("ec2")
+    nats = ec2.describe_nat_gateways()["NatGateways"]
+    assert len(nats) == 2
+    ec2.create_tags(Resources=[nats[0]["NatGatewayId"]], Tags=[{"Key": "Student", "Value": "a"}])
+    tagged = ec2.describe_nat_gateways(Filters=[{"Name": "tag:Student", "Values": ["a"]}])
+    assert [n["NatGatewayId"] for n in tagged["NatGateways"]] == [nats[0]["NatGatewayId"]]
+
+
+def test_missing_db_parameter_group_is_an_error(world: World) -> None:
+    error = error_of(world.client("rds").describe_db_parameter_groups, DBParameterGroupName="nope")
+    assert error.response["Error"]["Code"] == "DBParameterGroupNotFound"

@@ -59,10 +59,8 @@ class TargetRecord:
     next_check_at: float = 0.0
     passes: int = 0
     failures: int = 0
-    ever_healthy: bool = False
     draining_until: float | None = None
     in_flight: bool = False
-    last_failure: CheckResult | None = None
     unhealthy_since: float | None = None
 
     def to_api(self, health_check_port: str) -> dict[str, Any]:
@@ -217,11 +215,9 @@ class TargetHealthTable:
             needed = 1 if record.state == "initial" else tg["healthyThresholdCount"]
             if record.state == "healthy" or record.passes >= needed:
                 record.state, record.reason, record.description = "healthy", None, None
-                record.ever_healthy = True
             return
         record.passes = 0
         record.failures += 1
-        record.last_failure = result
         if record.state == "initial" and record.failures < tg["unhealthyThresholdCount"]:
             record.reason = "Elb.InitialHealthChecking"
             record.description = REASONS[record.reason]

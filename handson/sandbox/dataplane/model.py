@@ -14,17 +14,7 @@ from typing import Any
 
 from handson.sandbox.dataplane.clock import utcnow
 
-# ecs-behaviour.md §2.1: the task lifecycle, in order.
-LIFECYCLE = (
-    "PROVISIONING",
-    "PENDING",
-    "ACTIVATING",
-    "RUNNING",
-    "DEACTIVATING",
-    "STOPPING",
-    "DEPROVISIONING",
-    "STOPPED",
-)
+# ecs-behaviour.md §2.1: the states before RUNNING.
 STARTING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
 
 
@@ -223,7 +213,6 @@ class Deployment:
     # Circuit breaker bookkeeping: once a task of this deployment counted as healthy,
     # failures stop being evaluated (ecs-behaviour.md §3.1, §3.4).
     had_healthy_task: bool = False
-    rollback_of: str | None = None
 
     def __post_init__(self) -> None:
         if not self.rollout_state_reason:

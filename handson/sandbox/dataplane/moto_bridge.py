@@ -134,6 +134,7 @@ def install(dataplane: DataPlane) -> None:
     if _originals:
         return
     _install_account_lookup()
+    _install_filters()
     _install_ecs()
     _install_elbv2()
     _install_rds()
@@ -176,6 +177,35 @@ def _install_account_lookup() -> None:
         return str(iam_models.DEFAULT_ACCOUNT_ID)
 
     iam_models.get_account_id_from = get_account_id_from  # type: ignore[assignment]
+
+
+def _install_filters() -> None:
+    """Filters moto ignores and AWS applies, which the kit relies on to tell students apart."""
+    from moto.ec2.models.nat_gateways import NatGatewayBackend
+    from moto.rds.models import RDSBackend
+
+    describe_nat = NatGatewayBackend.describe_nat_gateways
+
+    def describe_nat_gateways(self: Any, filters: Any, nat_gateway_ids: Any) -> list[Any]:
+        found = describe_nat(self, filters, nat_gateway_ids)
+        for key, values in (filters or {}).items():
+            if key.startswith("tag:"):
+                # self.tags: EC2's tag store, resource id -> {key: value}
+                found = [n for n in found if self.tags.get(n.id, {}).get(key[4:]) in values]
+        return list(found)
+
+    NatGatewayBackend.describe_nat_gateways = describe_nat_gateways  # type: ignore[method-assign]
+
+    describe_groups = RDSBackend.describe_db_parameter_groups
+
+    def describe_db_parameter_groups(self: Any, kwargs: dict[str, Any]) -> list[Any]:
+        found = describe_groups(self, kwargs)
+        name = kwargs.get("db_parameter_group_name")
+        if name and not found:
+            raise RDSClientError("DBParameterGroupNotFound", f"DBParameterGroup not found: {name}")
+        return list(found)
+
+    RDSBackend.describe_db_parameter_groups = describe_db_parameter_groups  # type: ignore[method-assign]
 
 
 # -------------------------------------------------------------------------- ECS
@@ -676,10 +706,6 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
         elif endpoint.private_dns_enabled:
             services.add(name)
     return {"default_route": default_route, "endpoint_services": services}
-
-
-def subnet_exists(account: str, region: str, subnet_id: str) -> bool:
-    return ec2_backends[account][region].get_subnet(subnet_id) is not None
 
 
 def account_of(access_key_id: str) -> str:

@@ -15,7 +15,6 @@ import os
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -198,15 +197,6 @@ def base_environment(sandbox_id: str, hosts_file: Path) -> dict[str, str]:
         MARKER_ENV: sandbox_id,
     }
     return env
-
-
-def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    """Whether something accepts TCP connections at host:port (loopback only)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def marked_processes(sandbox_id: str | None = None) -> Iterator[int]:

@@ -9,8 +9,6 @@ Message shapes and numbers are those of ecs-behaviour.md §3.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 from handson.sandbox.dataplane import moto_bridge
@@ -434,15 +432,7 @@ class Scheduler:
         if not rollback or target is None or deployment is not service.primary:
             return
         back = self.deploy(service, target.task_definition)
-        back.rollback_of = target.id
         back.rollout_state_reason = (
             f"ECS deployment circuit breaker: rolling back to deploymentId {target.id}."
         )
         self.event(service, f"(service {service.name}) rolling back to deployment {target.id}.")
-
-
-def ceil_half(value: int) -> int:
-    return math.ceil(value / 2)
-
-
-EventSink = Callable[[ServiceState, str], None]

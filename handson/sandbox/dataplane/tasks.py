@@ -82,7 +82,6 @@ class Running:
     next_check: dict[str, float] = field(default_factory=dict)
     check_failures: dict[str, int] = field(default_factory=dict)
     checking: set[str] = field(default_factory=set)
-    term_sent_at: float | None = None
 
 
 # A public address of the service endpoint, only for the wording of timeouts.
@@ -376,8 +375,6 @@ class TaskRunner:
         running = self.running.get(task.arn)
         if running is None:
             return
-        if running.term_sent_at is None:
-            running.term_sent_at = self.clock.now()
         for process in running.processes.values():
             process.kill() if kill else process.terminate()
 
