@@ -7,9 +7,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from handson import sandbox
-from handson.exceptions import HandsonError
+from handson.exceptions import HandsonError, RosterProblem
 
 
 def _sandbox_config(args: argparse.Namespace) -> sandbox.SandboxConfig:
@@ -86,6 +87,72 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(table: Any) -> None:
+    print(table.to_string(index=False) if not table.empty else "(none)")
+
+
+def cmd_roster(args: argparse.Namespace) -> int:
+    from handson import classroom
+
+    problems = classroom.check_roster(args.roster)
+    if problems.empty:
+        print(f"{args.roster}: no problems")
+        return 0
+    print(f"{args.roster}: {len(problems)} problem(s)")
+    for row in problems.itertuples(index=False):
+        print(f"  {RosterProblem(*row)}")
+    return 1
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from handson import classroom
+
+    report = classroom.provision(
+        args.roster,
+        notebooks=tuple(args.notebooks.split(",")),
+        parallel=args.parallel,
+        out=args.out,
+        resume=args.resume,
+        backend=args.backend,
+    )
+    _print_table(report.table)
+    return 0 if report.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from handson import classroom
+
+    board = classroom.status(args.roster, backend=args.backend, parallel=args.parallel)
+    _print_table(board)
+    if args.csv:
+        board.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    from handson import classroom
+
+    roster = classroom.load_roster(args.roster)
+    plan = classroom.teardown_plan(roster, backend=args.backend, parallel=args.parallel)
+    if plan.empty:
+        print("Nothing tagged by the kit in these accounts: nothing to delete.")
+        return 0
+    _print_table(plan)
+    if not args.yes:
+        try:
+            answer = input("Delete all of this? [y/N] ")
+        except EOFError:  # no terminal to ask: the safe answer
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    summary = classroom.teardown_class(roster, backend=args.backend, parallel=args.parallel)
+    print()
+    _print_table(summary)
+    return 0 if (summary["status"] == "ok").all() else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handson", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -107,7 +174,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_argument("--notebooks", default="00,07,99")
     outputs.set_defaults(func=cmd_outputs)
+    _add_classroom(commands)
     return parser
+
+
+def _add_classroom(commands: Any) -> None:
+    """The instructor's commands: a roster CSV, one student per row (handson.classroom)."""
+    roster = commands.add_parser("roster", help="check a class roster CSV (touches no account)")
+    roster_actions = roster.add_subparsers(dest="action", required=True)
+    check = roster_actions.add_parser("check", help="list every bad row by line number")
+    check.add_argument("roster", type=Path)
+    check.set_defaults(func=cmd_roster)
+
+    def classroom_command(name: str, help_text: str, parallel: int | None) -> Any:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("roster", type=Path, help="the roster CSV")
+        command.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
+        command.add_argument("--parallel", type=int, default=parallel, help="students at a time")
+        return command
+
+    provision = classroom_command(
+        "provision", "run the chapter notebooks for every student of a roster", None
+    )
+    provision.add_argument("--notebooks", default="00,07", help="comma-separated: 00,07")
+    provision.add_argument("--out", type=Path, default=Path("runs"))
+    provision.add_argument("--resume", action="store_true", help="continue a previous run in --out")
+    provision.set_defaults(func=cmd_provision)
+    status = classroom_command("status", "the class board: one row per student", 8)
+    status.add_argument("--csv", type=Path, help="also write the board to this CSV file")
+    status.set_defaults(func=cmd_status)
+    teardown = classroom_command(
+        "teardown", "delete everything the kit made in every student's account", 4
+    )
+    teardown.add_argument("--yes", action="store_true", help="don't ask before deleting")
+    teardown.set_defaults(func=cmd_teardown)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -313,40 +313,34 @@ def connect(
     used, and ``role_arn`` is assumed when given (a per-student account).
     """
     check_names(student=student, project_name=project_name, environment=environment, region=region)
+    endpoint = proxy = None
     if backend == "sandbox":
         from handson import sandbox
 
         status = sandbox.start()
-        endpoint = status.endpoint_url
+        endpoint, proxy = status.endpoint_url, status.alb_proxy_url
         base = boto3.Session(
             aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region
         )
         role_arn = role_arn or (
             f"arn:aws:iam::{sandbox_account_id(student)}:role/OrganizationAccountAccessRole"
         )
-        session = _assume(base, role_arn, student, endpoint)
-        return Lab(
-            backend="sandbox",
-            session=session,
-            region=region,
-            student=student,
-            project_name=project_name,
-            environment=environment,
-            endpoint_url=endpoint,
-            alb_proxy_url=status.alb_proxy_url,
-        )
-    if backend == "aws":
+    elif backend == "aws":
         base = boto3.Session(profile_name=profile, region_name=region)
-        session = _assume(base, role_arn, student, None) if role_arn else base
-        return Lab(
-            backend="aws",
-            session=session,
-            region=region,
-            student=student,
-            project_name=project_name,
-            environment=environment,
+    else:
+        raise ConfigurationError(
+            f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS)."
         )
-    raise ConfigurationError(f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS).")
+    return Lab(
+        backend=backend,
+        session=_assume(base, role_arn, student, endpoint) if role_arn else base,
+        region=region,
+        student=student,
+        project_name=project_name,
+        environment=environment,
+        endpoint_url=endpoint,
+        alb_proxy_url=proxy,
+    )
 
 
 def _assume(

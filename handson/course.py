@@ -7,6 +7,7 @@ student.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,9 @@ def summary(*, student: str = "student01", backend: str = "sandbox") -> list[tup
 
 def refresh_outputs(keys: Sequence[str]) -> list[Path]:
     """Re-execute notebooks in place on a fresh, private sandbox so that the committed
-    outputs are current (``make outputs``). The sandbox is seeded; what still varies
-    between runs (ids, times) is normalised by notebooks/sanitize.cfg when nbval compares.
+    outputs are current (``make outputs``). The sandbox is seeded, and what still varies
+    between runs (times, ports) is normalised with notebooks/sanitize.cfg before writing,
+    so running it twice gives no diff.
     """
     import os
     import shutil
@@ -127,7 +129,7 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
                 resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
                 record_timing=False,
             ).execute()
-            nbformat.write(notebook, path)
+            nbformat.write(normalise(notebook, sanitize_rules()), path)
             done.append(path)
     finally:
         sandbox.stop(config)
@@ -135,3 +137,40 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
         os.environ.update(saved)
         shutil.rmtree(config.home, ignore_errors=True)
     return done
+
+
+def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> list[tuple[re.Pattern[str], str]]:
+    """The regex/replace pairs of nbval's sanitize file (``[section]`` lines are comments)."""
+    rules: list[tuple[re.Pattern[str], str]] = []
+    pattern: str | None = None
+    for line in path.read_text().splitlines():
+        if line.startswith("regex:"):
+            pattern = line.removeprefix("regex:").strip()
+        elif line.startswith("replace:") and pattern is not None:
+            rules.append((re.compile(pattern), line.removeprefix("replace:").strip()))
+            pattern = None
+    return rules
+
+
+def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
+    """Outputs with what varies between runs replaced, as nbval compares them: sanitize
+    rules on text, fixed ipywidgets model ids, no widget state in the metadata."""
+
+    def clean(text: Any) -> Any:
+        if isinstance(text, list):
+            text = "".join(text)
+        for pattern, replacement in rules:
+            text = pattern.sub(replacement, text)
+        return text
+
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = clean(output["text"])
+            for mime, value in output.get("data", {}).items():
+                if mime.startswith("text/"):
+                    output["data"][mime] = clean(value)
+                elif mime == "application/vnd.jupyter.widget-view+json":
+                    value["model_id"] = "widget"
+    notebook.metadata.pop("widgets", None)
+    return notebook

@@ -4,7 +4,8 @@ Every error the kit raises on purpose derives from ``HandsonError``::
 
     HandsonError
     ├── ConfigurationError      bad input from the learner, found before any AWS call
-    │   └── FargateSizeError    cpu/memory pair that Fargate does not offer
+    │   ├── FargateSizeError    cpu/memory pair that Fargate does not offer
+    │   └── RosterError         a class roster CSV with bad rows; ``problems`` lists them all
     ├── SandboxError            local sandbox lifecycle: busy port, stale state, not running
     ├── DeploymentError         an ECS deployment failed (circuit breaker), with the reasons
     ├── WaitTimeoutError        waiting for a state took longer than allowed
@@ -18,6 +19,8 @@ handle one kind of problem.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "AwsError",
     "ConfigurationError",
@@ -26,6 +29,8 @@ __all__ = [
     "FargateSizeError",
     "HandsonError",
     "NotFoundError",
+    "RosterError",
+    "RosterProblem",
     "SandboxError",
     "WaitTimeoutError",
 ]
@@ -41,6 +46,34 @@ class ConfigurationError(HandsonError):
 
 class FargateSizeError(ConfigurationError):
     """The task cpu/memory pair is not a Fargate task size."""
+
+
+@dataclass(frozen=True)
+class RosterProblem:
+    """One thing wrong in a roster: the file's line (1 is the header, 0 the file itself),
+    the column concerned ("" for the whole row or file) and what to fix."""
+
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return (
+            f"{where}, {self.column}: {self.message}" if self.column else f"{where}: {self.message}"
+        )
+
+
+class RosterError(ConfigurationError):
+    """A class roster can't be used; ``problems`` lists every bad row (not just the first),
+    found before any account is touched."""
+
+    def __init__(self, path: str, problems: list[RosterProblem]) -> None:
+        lines = "\n".join(f"  {p}" for p in problems)
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        super().__init__(f"The roster {path} has {count}:\n{lines}")
+        self.path = path
+        self.problems = problems
 
 
 class SandboxError(HandsonError):

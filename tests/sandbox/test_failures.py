@@ -258,11 +258,7 @@ def test_private_subnets_without_nat_cannot_reach_aws(endpoint: str) -> None:
     """Why chapter 7 turns the NAT gateway on: tasks without a public IP in private
     subnets have no way to ECR, Secrets Manager or CloudWatch Logs."""
     world = World(endpoint, "444444444401")
-    world.build_network(nat=False)
-    world.build_alb()
-    world.build_cluster_and_roles()
-    world.build_database()
-    world.allow_secret()
+    world.build_all(nat=False)
     world.push_image()
     world.register_task_definition()
     world.create_service(desired=1)
@@ -279,11 +275,7 @@ def test_vpc_endpoints_replace_the_nat_gateway(endpoint: str) -> None:
     """Chapter 8: interface endpoints (ecr.api, ecr.dkr, logs, secretsmanager) with private
     DNS plus the S3 gateway endpoint let the tasks start without a NAT gateway."""
     world = World(endpoint, "444444444402")
-    world.build_network(nat=False)
-    world.build_alb()
-    world.build_cluster_and_roles()
-    world.build_database()
-    world.allow_secret()
+    world.build_all(nat=False)
     ec2 = world.client("ec2")
     vpc, subnets = world.ids["vpc"], world.ids["subnets"]
     private = [subnets["private_a"], subnets["private_c"]]

@@ -228,8 +228,8 @@ class World:
         )["image"]
         return str(image["imageId"]["imageDigest"])
 
-    def build_all(self, **alb: Any) -> None:
-        self.build_network()
+    def build_all(self, *, nat: bool = True, **alb: Any) -> None:
+        self.build_network(nat=nat)
         self.build_alb(**alb)
         self.build_cluster_and_roles()
         self.build_database()

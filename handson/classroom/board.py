@@ -1,0 +1,150 @@
+"""The class board: one row per student, what runs in their account and what it costs.
+
+The instructor watches it during the class (``handson status roster.csv``): a student whose
+service is not 2/2, whose targets are not healthy or whose ALB does not answer needs help.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from typing import Any
+
+import pandas as pd
+
+from handson import ecs, loadbalancer, network, pricing
+from handson.classroom.parallel import each_student, error_text
+from handson.classroom.roster import Roster, Student, as_roster, check_backend
+from handson.connection import Lab, connect
+from handson.errors import step
+from handson.exceptions import ConfigurationError, NotFoundError
+
+__all__ = ["COLUMNS", "status", "student_status"]
+
+COLUMNS = [
+    "student",
+    "account",
+    "desired",
+    "running",
+    "healthy_targets",
+    "registered_targets",
+    "rollout",
+    "alb_health",
+    "usd_per_hour",
+    "error",
+]
+COUNTS = ["desired", "running", "healthy_targets", "registered_targets"]
+
+
+def status(
+    roster: Roster | str | os.PathLike[str],
+    *,
+    backend: str = "sandbox",
+    parallel: int = 8,
+    health_timeout: float = 3.0,
+) -> pd.DataFrame:
+    """The class board: a row per student with the service's desired/running tasks, the
+    healthy/registered targets, the latest rollout state, whether the ALB answers /health
+    and the estimated USD per hour of what runs (ALB, NAT gateways, Fargate tasks).
+
+    Reads ``parallel`` accounts at a time and changes nothing. A student whose account
+    can't be read, or has nothing provisioned yet, gets a row with ``error`` saying so.
+    """
+    roster = as_roster(roster)
+    check_backend(backend)
+    if not health_timeout > 0:
+        raise ConfigurationError(f"health_timeout={health_timeout!r}: give seconds above 0.")
+
+    def row(student: Student) -> dict[str, Any]:
+        values: dict[str, Any] = {"student": student.student, "account": student.account_id}
+        try:
+            lab = connect(**student.notebook_parameters(backend))  # type: ignore[arg-type]
+            values["account"] = lab.account_id
+            values.update(student_status(lab, health_timeout=health_timeout))
+        except Exception as error:  # reported in the row: one account never stops the board
+            values["error"] = error_text(error)
+        return values
+
+    board = pd.DataFrame(each_student(roster, row, parallel=parallel), columns=COLUMNS)
+    board[COUNTS] = board[COUNTS].astype("Int64")
+    board["error"] = board["error"].fillna("")
+    return board
+
+
+@step("Read the student's status")
+def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
+    """One student's board row (without the name): service counts, target health, rollout,
+    /health through the ALB and the hourly cost of the ALB, NAT gateways and running tasks.
+
+    Calls DescribeNatGateways, DescribeLoadBalancers, DescribeTargetGroups,
+    DescribeListeners, DescribeTargetHealth, DescribeClusters, DescribeServices and
+    DescribeTaskDefinition, then sends GET /health; changes nothing. Chapter 7.
+    """
+    missing: list[str] = []
+    usd = pricing.nat_gateways(lab.region, _live_nat_gateways(lab)).usd_per_hour
+    values: dict[str, Any] = {"alb_health": "", "rollout": "", "error": ""}
+    try:
+        alb = loadbalancer.get_alb(lab)
+    except NotFoundError:
+        missing.append("ALB")
+    else:
+        usd += pricing.load_balancer(lab.region).usd_per_hour
+        targets = loadbalancer.show_target_health(lab)
+        values["healthy_targets"] = int((targets["state"] == "healthy").sum())
+        values["registered_targets"] = len(targets)
+        values["alb_health"] = _health(lab, alb.url, health_timeout)
+    try:
+        ecs.cluster_arn(lab)  # DescribeServices fails differently without a cluster
+        service = ecs.describe_service(lab)
+    except NotFoundError:
+        missing.append("ECS service")
+    else:
+        values["desired"] = service["desiredCount"]
+        values["running"] = service["runningCount"]
+        primary = next(
+            (d for d in service["deployments"] if d["status"] == "PRIMARY"),
+            service["deployments"][0],
+        )
+        values["rollout"] = primary.get("rolloutState", "")
+        usd += _fargate_per_hour(lab, service)
+    values["usd_per_hour"] = round(usd, 4)
+    if len(missing) == 2:
+        values["error"] = "not provisioned"
+    elif missing:
+        values["error"] = f"partly provisioned: no {missing[0]}"
+    return values
+
+
+def _live_nat_gateways(lab: Lab) -> int:
+    nats = lab.client("ec2").describe_nat_gateways(
+        Filter=[*lab.tag_filters(), {"Name": "state", "Values": list(network.LIVE_NAT_STATES)}]
+    )["NatGateways"]
+    return len(nats)
+
+
+def _fargate_per_hour(lab: Lab, service: dict[str, Any]) -> float:
+    """Running tasks at their task definition's size; during a rollout two revisions run."""
+    total = 0.0
+    for deployment in service["deployments"]:
+        if not deployment["runningCount"]:
+            continue
+        definition = lab.client("ecs").describe_task_definition(
+            taskDefinition=deployment["taskDefinition"]
+        )["taskDefinition"]
+        total += pricing.fargate_tasks(
+            lab.region,
+            deployment["runningCount"],
+            int(definition["cpu"]),
+            int(definition["memory"]),
+        ).usd_per_hour
+    return total
+
+
+def _health(lab: Lab, url: str, timeout: float) -> str:
+    try:
+        response = lab.http("GET", f"{url}/health", timeout=timeout)
+    except (OSError, http.client.HTTPException) as error:
+        # A new ALB's DNS name takes minutes to resolve on AWS; a stuck target times out.
+        reason = getattr(error, "reason", None) or error
+        return f"no answer ({reason})"
+    return "ok" if response.status == 200 else f"HTTP {response.status}"

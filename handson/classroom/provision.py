@@ -1,0 +1,468 @@
+"""Provision a whole class: the chapter notebooks run once per student, in parallel.
+
+For each student on the roster papermill executes the notebooks in order, with that
+student's parameters, into ``out/<student>/``. A student whose notebook fails skips its
+later notebooks and never stops the others; the report (``out/report.csv`` and
+``out/report.html``) says who is done and, for a failure, which cell raised what.
+
+Each student runs in a process of its own, with kernels of its own: kernels talk over
+ZeroMQ ``ipc`` sockets under a private directory (many kernels starting at once over TCP
+sometimes collide on ports), a kernel that fails to start is started again, and a
+watchdog ends a student's run that takes longer than ``timeout``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from handson.classroom.parallel import each_student
+from handson.classroom.roster import Roster, Student, as_roster, check_backend
+from handson.course import KERNEL_OPTIONS, NOTEBOOK_DIR, notebook_path
+from handson.exceptions import ConfigurationError
+
+__all__ = ["COLUMNS", "DEFAULT_PARALLEL", "ProvisionReport", "is_done", "provision"]
+
+COLUMNS = ["student", "notebook", "status", "duration", "failing_cell", "error", "output"]
+OK, FAILED, SKIPPED, DONE_BEFORE = "ok", "failed", "skipped", "done before"
+# Measured with benchmarks/classroom_bench.py on 2 cores (30 students, notebooks 00 + 07):
+# 2 at a time leaves the CPU idle while notebooks wait on the sandbox, 8 at a time makes
+# every kernel slower without finishing sooner. See benchmarks/README.md.
+DEFAULT_PARALLEL = 4
+START_RETRIES = 3
+# Parameters that say who and where a student is come from the roster and ``backend``.
+FIXED_PARAMETERS = ("student", "backend")
+
+
+@dataclass(frozen=True, eq=False)
+class ProvisionReport:
+    """What ``provision`` did: a row per student and notebook, and whether all are done.
+
+    ``table`` columns: student, notebook, status ("ok", "failed", "skipped" after an
+    earlier failure, "done before" when resuming), duration (seconds), failing_cell
+    (the cell's execution count), error ("ename: evalue", first line) and output (the
+    executed notebook).
+    """
+
+    table: pd.DataFrame
+    ok: bool
+
+    @property
+    def failed(self) -> list[str]:
+        """The students with a failed notebook, in roster order."""
+        return list(dict.fromkeys(self.table.loc[self.table.status == FAILED, "student"]))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One student's run, sent to its worker process."""
+
+    student: str
+    parameters: dict[str, Any]
+    notebooks: tuple[str, ...]
+    directory: Path
+    timeout: float
+    # The caller's environment at the time of the call (the forkserver was started with
+    # whatever environment it had then); kept out of reprs because it may hold keys.
+    environ: dict[str, str] = field(repr=False)
+
+
+def provision(
+    roster: Roster | str | os.PathLike[str],
+    *,
+    notebooks: Sequence[str] = ("00", "07"),
+    parallel: int | None = None,
+    out: Path = Path("runs"),
+    resume: bool = False,
+    backend: str = "sandbox",
+    progress: bool = True,
+    timeout: float = 1800.0,
+    extra_parameters: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ProvisionReport:
+    """Run ``notebooks`` in order for every student of ``roster``, ``parallel`` students
+    at a time, and write ``out/report.csv`` and ``out/report.html``.
+
+    Each notebook gets the student's parameters from the roster (student, region,
+    role_arn, profile, backend; never credentials: the notebook assumes the student's
+    role itself), then ``extra_parameters`` (for every student), then
+    ``overrides[student]`` (for one student, e.g. ``{"student07": {"task_memory": 1024}}``).
+    With ``resume=True`` only the students that are not done run again (done: every
+    notebook's output exists and ran to the end without an exception); the others are
+    reported "done before". A student's run longer than ``timeout`` seconds is stopped.
+    """
+    roster = as_roster(roster)
+    check_backend(backend)
+    keys = tuple(notebooks)
+    if not keys:
+        raise ConfigurationError("notebooks=(): give at least one notebook, e.g. ('00', '07').")
+    sources = [notebook_path(key) for key in keys]
+    if not timeout > 0:
+        raise ConfigurationError(f"timeout={timeout!r}: give the seconds a student may take.")
+    parallel = DEFAULT_PARALLEL if parallel is None else parallel
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ConfigurationError(f"parallel={parallel!r}: give a whole number of 1 or more.")
+    parameters = _parameters(roster, backend, sources, extra_parameters or {}, overrides or {})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {s.student for s in roster if resume and is_done(out / s.student, keys)}
+    pending = Roster(roster.path, tuple(s for s in roster if s.student not in done))
+    if backend == "sandbox" and pending.students:
+        from handson import sandbox
+
+        # Once, here: workers that all find it stopped would queue on its start lock.
+        sandbox.start()
+    environ = dict(os.environ)
+    jobs = {}
+    for student in pending:
+        directory = (out / student.student).resolve()
+        directory.mkdir(exist_ok=True)
+        jobs[student.student] = _Job(
+            student=student.student,
+            parameters=parameters[student.student],
+            notebooks=keys,
+            directory=directory,
+            timeout=timeout,
+            environ=environ,
+        )
+    results = _run_all(jobs, pending, parallel=parallel, progress=progress, done_before=len(done))
+    rows: list[dict[str, Any]] = []
+    for student in roster:
+        if student.student in done:
+            rows += _done_before_rows(out / student.student, keys)
+        else:
+            rows += results[student.student]
+    for row in rows:
+        row["output"] = str(out / row["student"] / row["output"]) if row["output"] else ""
+    table = pd.DataFrame(rows, columns=COLUMNS).astype({"failing_cell": "Int64"})
+    table.to_csv(out / "report.csv", index=False)
+    table.to_html(out / "report.html", index=False, na_rep="")
+    return ProvisionReport(table=table, ok=bool(table.status.isin([OK, DONE_BEFORE]).all()))
+
+
+def is_done(directory: Path, notebooks: Sequence[str]) -> bool:
+    """Whether every notebook's output in ``directory`` ran to its end without an exception.
+
+    papermill records ``exception`` only for a failing cell: a kernel that never started,
+    died, or a run stopped by the watchdog leaves no exception but unexecuted cells.
+    """
+    import nbformat
+
+    for key in notebooks:
+        path = directory / notebook_path(key).name
+        try:
+            notebook = nbformat.read(path, as_version=4)
+        except (OSError, ValueError, nbformat.ValidationError):
+            return False
+        meta = notebook.metadata.get("papermill", {})
+        if meta.get("exception") or not meta.get("end_time"):
+            return False
+        for cell in notebook.cells:
+            if cell.metadata.get("papermill", {}).get("status") != "completed":
+                return False
+            if cell.cell_type == "code" and cell.source.strip() and cell.execution_count is None:
+                return False
+    return True
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def _parameters(
+    roster: Roster,
+    backend: str,
+    sources: list[Path],
+    extra: Mapping[str, Any],
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Each student's notebook parameters, checked against the notebooks' parameter cells
+    so that a misspelt name fails here rather than in every student's notebook."""
+    import papermill as pm
+
+    known = {name for source in sources for name in pm.inspect_notebook(str(source))}
+    names = {s.student for s in roster}
+    unknown_students = sorted(set(overrides) - names)
+    if unknown_students:
+        raise ConfigurationError(
+            f"overrides for {', '.join(unknown_students)}: not on the roster {roster.path}."
+        )
+    given = [("extra_parameters", extra)]
+    given += [(f"overrides[{s!r}]", values) for s, values in overrides.items()]
+    for label, values in given:
+        for name in values:
+            if name in FIXED_PARAMETERS:
+                raise ConfigurationError(
+                    f"{label} sets {name!r}: that comes from the roster and backend=, "
+                    "not from parameters."
+                )
+            if name not in known:
+                raise ConfigurationError(
+                    f"{label} sets {name!r}, which the notebooks don't have: "
+                    f"choose from {', '.join(sorted(known - set(FIXED_PARAMETERS)))}."
+                )
+    return {
+        s.student: {**s.notebook_parameters(backend), **extra, **overrides.get(s.student, {})}
+        for s in roster
+    }
+
+
+# ------------------------------------------------------------------ supervision
+
+
+def _run_all(
+    jobs: dict[str, _Job], pending: Roster, *, parallel: int, progress: bool, done_before: int
+) -> dict[str, list[dict[str, Any]]]:
+    from tqdm import tqdm
+
+    if not jobs:
+        return {}
+    context = _context()
+    counts = {OK: 0, FAILED: 0}
+    lock = threading.Lock()
+    bar = tqdm(
+        total=len(jobs) + done_before,
+        initial=done_before,
+        desc="provision",
+        unit="student",
+        file=sys.stderr,
+        disable=not progress,
+    )
+
+    def work(student: Student) -> list[dict[str, Any]]:
+        job = jobs[student.student]
+        try:
+            rows = _supervise(job, context)
+        except Exception as error:  # e.g. no process could start: this student only
+            rows = _complete(job, [], f"{type(error).__name__}: {_first_line(str(error))}", 0.0)
+        with lock:
+            counts[FAILED if any(r["status"] == FAILED for r in rows) else OK] += 1
+            bar.set_postfix_str(f"done {counts[OK]}, failed {counts[FAILED]}", refresh=False)
+            bar.update()
+        return rows
+
+    try:
+        results = each_student(pending, work, parallel=parallel)
+    finally:
+        bar.close()
+    return {s.student: rows for s, rows in zip(pending, results, strict=True)}
+
+
+def _context() -> ForkServerContext:
+    """The forkserver start method: a worker is forked from a clean server process that
+    imported papermill once (3 s of CPU per student otherwise), never from this process
+    with its threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["papermill", __name__])
+    return context
+
+
+def _supervise(job: _Job, context: ForkServerContext) -> list[dict[str, Any]]:
+    """Run one student's worker; its rows, completed with failed/skipped ones if it died
+    or hung."""
+    receiver, sender = context.Pipe(duplex=False)
+    # Short and private: unix socket paths are limited to 107 bytes.
+    sockets = Path(tempfile.mkdtemp(prefix="handson-kernels-"))
+    process = context.Process(
+        target=_run_student,
+        args=(job, sockets, sender),
+        name=f"provision-{job.student}",
+        daemon=True,
+    )
+    started = time.monotonic()
+    deadline = started + job.timeout
+    rows: list[dict[str, Any]] = []
+    error = ""
+    try:
+        process.start()
+        sender.close()
+        with receiver:
+            while len(rows) < len(job.notebooks):
+                if not receiver.poll(max(deadline - time.monotonic(), 0)):
+                    error = (
+                        f"Timeout: the run took longer than {job.timeout:g} s and was "
+                        "stopped (its kernel may have hung)"
+                    )
+                    break
+                try:
+                    rows.append(receiver.recv())
+                except EOFError:
+                    break
+        # The watchdog: a worker still there after its time (or after its last row, while
+        # shutting its kernel down) is ended with its kernels.
+        process.join(0 if error else max(deadline - time.monotonic(), 10.0))
+        if process.is_alive():
+            _kill_tree(process.pid)
+            process.join()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)  # with what a killed worker left there
+    error = error or f"WorkerError: the student's process ended with code {process.exitcode}"
+    return _complete(job, rows, error, time.monotonic() - started)
+
+
+def _complete(
+    job: _Job, rows: list[dict[str, Any]], error: str, elapsed: float
+) -> list[dict[str, Any]]:
+    """``rows`` with a row for every notebook: the first one missing failed with ``error``
+    (the worker never reported it), the rest skipped."""
+    if len(rows) == len(job.notebooks):
+        return rows
+    duration = elapsed - sum(r["duration"] or 0 for r in rows)
+    failed = _row(job, job.notebooks[len(rows)], FAILED, duration, error=error)
+    return [*rows, failed, *(_row(job, k, SKIPPED) for k in job.notebooks[len(rows) + 1 :])]
+
+
+def _kill_tree(pid: int | None) -> None:
+    """End a worker and its kernels (started in sessions of their own, so not its group)."""
+    import psutil
+
+    if pid is None:
+        return
+    try:
+        worker = psutil.Process(pid)
+        processes = [*worker.children(recursive=True), worker]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=10)
+
+
+def _row(
+    job: _Job,
+    key: str,
+    status: str,
+    duration: float | None = None,
+    *,
+    cell: int | None = None,
+    error: str = "",
+) -> dict[str, Any]:
+    name = notebook_path(key).name
+    return {
+        "student": job.student,
+        "notebook": name,
+        "status": status,
+        "duration": duration,
+        "failing_cell": cell,
+        "error": error,
+        # Relative to out/<student>/: provision joins it to ``out`` as the caller gave it.
+        "output": name if status != SKIPPED else "",
+    }
+
+
+def _done_before_rows(directory: Path, keys: Sequence[str]) -> list[dict[str, Any]]:
+    import nbformat
+
+    rows = []
+    for key in keys:
+        name = notebook_path(key).name
+        notebook = nbformat.read(directory / name, as_version=4)
+        rows.append(
+            {
+                "student": directory.name,
+                "notebook": name,
+                "status": DONE_BEFORE,
+                "duration": notebook.metadata.papermill.get("duration"),
+                "failing_cell": None,
+                "error": "",
+                "output": name,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------- worker
+
+
+def _run_student(job: _Job, sockets: Path, sender: Connection) -> None:
+    """In the student's process: the notebooks in order, a row sent back for each."""
+    os.environ.clear()
+    os.environ.update(job.environ)
+    failed = False
+    with sender:
+        for key in job.notebooks:
+            row = _row(job, key, SKIPPED) if failed else _run_notebook(job, key, sockets)
+            failed = failed or row["status"] == FAILED
+            sender.send(row)
+
+
+def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
+    import papermill as pm
+    from traitlets.config import Config
+
+    started = time.monotonic()
+    kernel_started = threading.Event()  # set by nbclient once the kernel answers
+    attempt = 0
+    while True:
+        attempt += 1
+        kernel_started.clear()
+        # A private directory per kernel for its connection file and ipc sockets: a shared
+        # socket prefix makes concurrent kernels bind each other's sockets.
+        sockets = directory / f"{key}-{attempt}"
+        sockets.mkdir(parents=True)
+        config = Config(
+            {
+                "KernelManager": {
+                    "transport": "ipc",
+                    "ip": str(sockets / "ipc"),
+                    "connection_file": str(sockets / "kernel.json"),
+                }
+            }
+        )
+        try:
+            pm.execute_notebook(
+                str(notebook_path(key)),
+                str(job.directory / notebook_path(key).name),
+                parameters=job.parameters,
+                cwd=str(NOTEBOOK_DIR),
+                progress_bar=False,
+                # Saving the whole notebook after every cell cost ~1.5 s of CPU per student
+                # (a class shares 2 cores); it is saved when it starts and when it ends.
+                request_save_on_cell_execute=False,
+                execution_timeout=int(job.timeout),
+                kernel_name="python3",
+                config=config,
+                on_notebook_start=lambda notebook: kernel_started.set(),
+                **KERNEL_OPTIONS,
+            )
+        except pm.PapermillExecutionError as error:
+            return _row(
+                job,
+                key,
+                FAILED,
+                time.monotonic() - started,
+                cell=error.exec_count,
+                error=f"{error.ename}: {_first_line(error.evalue)}",
+            )
+        except Exception as error:
+            # Before the kernel answered (ZMQ address in use, kernel died or timed out at
+            # start) another try usually works; anything later is the notebook's failure.
+            if kernel_started.is_set() or attempt > START_RETRIES:
+                where = "" if kernel_started.is_set() else f" (kernel start, {attempt} tries)"
+                text = f"{type(error).__name__}: {_first_line(str(error))}{where}"
+                return _row(job, key, FAILED, time.monotonic() - started, error=text)
+            time.sleep(0.5 * attempt)
+        else:
+            return _row(job, key, OK, time.monotonic() - started)
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0].strip() if lines else ""

@@ -1,0 +1,383 @@
+"""The class roster: a CSV with one student per row, checked whole before any account is used.
+
+Columns (header names are case-insensitive):
+
+- ``student`` (required): the student's name in the kit (tags, session names, ``runs/<student>/``).
+- ``account_id`` or ``role_arn`` (one of them, or both when they agree): the student's own
+  account. With only ``account_id`` the kit assumes
+  ``arn:aws:iam::<account_id>:role/OrganizationAccountAccessRole`` (the role AWS
+  Organizations creates in member accounts). On the sandbox the same ids pick the student's
+  account on the local server.
+- ``region`` (default ap-northeast-1), ``profile`` (the instructor's AWS profile that may
+  assume the role), ``name``, ``email`` (for the instructor; never sent to AWS).
+
+Unknown columns are problems, not warnings: a misspelt optional column (``regoin``) would
+otherwise be ignored silently and a student provisioned in the default region.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pandas as pd
+
+from handson.connection import DEFAULT_REGION, check_names
+from handson.exceptions import ConfigurationError, RosterError, RosterProblem
+
+__all__ = [
+    "COLUMNS",
+    "Roster",
+    "RosterError",
+    "RosterProblem",
+    "Student",
+    "as_roster",
+    "check_backend",
+    "check_roster",
+    "load_roster",
+]
+
+COLUMNS = ("student", "account_id", "role_arn", "region", "profile", "name", "email")
+DEFAULT_ROLE = "OrganizationAccountAccessRole"
+BACKENDS = ("sandbox", "aws")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+# IAM role ARNs, with an optional path (role/teaching/student-admin); aws-cn and aws-us-gov
+# are partitions of their own.
+ROLE_ARN = re.compile(
+    r"^arn:aws(?:-cn|-us-gov)?:iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+)
+
+
+@dataclass(frozen=True)
+class Student:
+    """One row of the roster: who the student is and how to reach their account.
+
+    Give ``account_id`` or ``role_arn``; the other is derived (the account of the role, or
+    the account's OrganizationAccountAccessRole).
+    """
+
+    student: str
+    account_id: str | None = None
+    role_arn: str | None = None
+    region: str = DEFAULT_REGION
+    profile: str | None = None
+    name: str | None = None
+    email: str | None = None
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.role_arn is None and self.account_id:
+            object.__setattr__(
+                self, "role_arn", f"arn:aws:iam::{self.account_id}:role/{DEFAULT_ROLE}"
+            )
+        elif self.account_id is None and self.role_arn:
+            match = ROLE_ARN.match(self.role_arn)
+            if match:
+                object.__setattr__(self, "account_id", match["account"])
+        if not self.role_arn:
+            raise ConfigurationError(
+                f"Student {self.student!r} has no account: give account_id or role_arn."
+            )
+
+    def notebook_parameters(self, backend: str) -> dict[str, str]:
+        """The parameters that point a course notebook (and ``handson.connect``) at this
+        student's account. Never credentials: the notebook assumes the role itself."""
+        check_backend(backend)
+        parameters = {
+            "student": self.student,
+            "region": self.region,
+            "role_arn": str(self.role_arn),
+        }
+        if self.profile:
+            parameters["profile"] = self.profile
+        parameters["backend"] = backend
+        return parameters
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The students of a class, in the roster's order."""
+
+    path: Path
+    students: tuple[Student, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return len(self.students)
+
+    def __iter__(self) -> Iterator[Student]:
+        return iter(self.students)
+
+
+def load_roster(path: str | os.PathLike[str]) -> Roster:
+    """Read and check a roster CSV. Every bad row is reported at once, by line number, in a
+    RosterError raised before any account is touched (no AWS call is made)."""
+    path = Path(path)
+    problems: list[RosterProblem] = []
+    text = _read_text(path, problems)
+    students = _parse(text, problems) if text is not None else []
+    if problems:
+        raise RosterError(str(path), sorted(problems, key=lambda p: p.line))
+    return Roster(path, tuple(students))
+
+
+def check_roster(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The roster's problems, one row each (line, column, problem); empty when it's fine."""
+    try:
+        load_roster(path)
+    except RosterError as error:
+        rows = [(p.line, p.column, p.message) for p in error.problems]
+    else:
+        rows = []
+    return pd.DataFrame(rows, columns=["line", "column", "problem"])
+
+
+def as_roster(roster: Roster | str | os.PathLike[str]) -> Roster:
+    """A loaded roster, or the roster read (and checked) from a CSV path."""
+    return roster if isinstance(roster, Roster) else load_roster(roster)
+
+
+def check_backend(backend: str) -> str:
+    """Check the backend name before any account is touched."""
+    if backend not in BACKENDS:
+        raise ConfigurationError(
+            f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS)."
+        )
+    return backend
+
+
+# ------------------------------------------------------------------- reading
+
+
+def _read_text(path: Path, problems: list[RosterProblem]) -> str | None:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        problems.append(RosterProblem(0, "", f"{path} is a directory, not a CSV file."))
+        return None
+    except FileNotFoundError:
+        problems.append(RosterProblem(0, "", f"{path} doesn't exist."))
+        return None
+    except OSError as error:
+        problems.append(RosterProblem(0, "", f"{path} can't be read: {error.strerror}."))
+        return None
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        problems.append(
+            RosterProblem(
+                line,
+                "",
+                f"the file is not UTF-8 (byte 0x{data[error.start]:02x}): save it as UTF-8 "
+                "(in Excel: 'CSV UTF-8 (Comma delimited)'; plain 'CSV' is Shift_JIS or Latin-1).",
+            )
+        )
+        return None
+
+
+def _parse(text: str, problems: list[RosterProblem]) -> list[Student]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as error:
+        problems.append(RosterProblem(reader.line_num, "", f"not a valid CSV line: {error}."))
+        return []
+    if not rows:
+        problems.append(
+            RosterProblem(
+                1, "", "the file is empty: start with a header such as student,account_id."
+            )
+        )
+        return []
+    (header_line, header), data = rows[0], rows[1:]
+    names = [c.strip().lower() for c in header]
+    _check_header(header_line, names, problems)
+    if not data:
+        problems.append(
+            RosterProblem(0, "", "the roster has no students: add one row per student.")
+        )
+    rows_checker = _RowChecker(names, problems)
+    return [s for line, row in data if (s := rows_checker.check(line, row)) is not None]
+
+
+def _check_header(line: int, names: Sequence[str], problems: list[RosterProblem]) -> None:
+    if "student" not in names:
+        problems.append(RosterProblem(line, "student", "the header has no student column."))
+    if "account_id" not in names and "role_arn" not in names:
+        problems.append(
+            RosterProblem(
+                line, "account_id", "the header needs an account_id or a role_arn column."
+            )
+        )
+    for i, name in enumerate(names):
+        if name and name in names[:i]:
+            problems.append(RosterProblem(line, name, "this column appears twice in the header."))
+        elif name and name not in COLUMNS:
+            if ";" in name or "\t" in name:
+                advice = "Separate the columns with commas, not semicolons or tabs."
+            else:
+                close = difflib.get_close_matches(name, COLUMNS, n=1)
+                advice = f"Did you mean {close[0]!r}? " if close else ""
+                advice += f"A roster's columns are {', '.join(COLUMNS)}."
+            problems.append(RosterProblem(line, name, f"unknown column. {advice}"))
+
+
+class _RowChecker:
+    """Checks the roster's rows one by one, remembering the students and accounts seen."""
+
+    def __init__(self, names: list[str], problems: list[RosterProblem]) -> None:
+        self.names = names
+        self.problems = problems
+        # Without either column the header problem says it all; no need to repeat per row.
+        self.has_account_column = "account_id" in names or "role_arn" in names
+        self.regions = set(boto3.Session().get_available_regions("ecs"))
+        self.students: dict[str, tuple[str, int]] = {}
+        self.accounts: dict[str, tuple[str, int]] = {}
+
+    def check(self, line: int, row: list[str]) -> Student | None:
+        """The row's student, or None (with its problems recorded) when the row is bad."""
+        before = len(self.problems)
+        cells = self._cells(line, row)
+        student = cells.get("student", "")
+        if "student" in self.names:
+            _check_student(line, student, self.students, self.problems)
+        account = _check_account(line, cells, self.problems) if self.has_account_column else None
+        if account and student:
+            self._check_unique_account(line, account, student, cells)
+        region = cells.get("region") or DEFAULT_REGION
+        if region not in self.regions:
+            close = difflib.get_close_matches(region, sorted(self.regions), n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problems.append(
+                RosterProblem(
+                    line, "region", f"{region!r} is not an AWS region with ECS{suggestion}."
+                )
+            )
+        if len(self.problems) > before or not student:
+            return None
+        return Student(
+            student=student,
+            account_id=cells.get("account_id") or None,
+            role_arn=cells.get("role_arn") or None,
+            region=region,
+            profile=cells.get("profile") or None,
+            name=cells.get("name") or None,
+            email=cells.get("email") or None,
+            line=line,
+        )
+
+    def _cells(self, line: int, row: list[str]) -> dict[str, str]:
+        # Spreadsheets pad rows with empty cells: only values outside the header count.
+        extra = [i + 1 for i, c in enumerate(row) if c.strip() and i >= len(self.names)]
+        unnamed = [
+            i + 1 for i, c in enumerate(row[: len(self.names)]) if c.strip() and not self.names[i]
+        ]
+        if extra:
+            self.problems.append(
+                RosterProblem(
+                    line,
+                    "",
+                    f"a value in column {extra[0]}, but the header has {len(self.names)} "
+                    "columns (a value with a comma in it needs double quotes).",
+                )
+            )
+        if unnamed:
+            self.problems.append(
+                RosterProblem(line, "", f"a value in column {unnamed[0]}, which has no name.")
+            )
+        return {n: c.strip() for n, c in zip(self.names, row, strict=False) if n}
+
+    def _check_unique_account(
+        self, line: int, account: str, student: str, cells: dict[str, str]
+    ) -> None:
+        earlier = self.accounts.setdefault(account, (student, line))
+        if earlier[1] != line:
+            self.problems.append(
+                RosterProblem(
+                    line,
+                    "account_id" if cells.get("account_id") else "role_arn",
+                    f"account {account} is already {earlier[0]}'s (line {earlier[1]}): each "
+                    "student needs an account of their own (the kit's resource names, "
+                    "my-project-dev-*, would collide).",
+                )
+            )
+
+
+def _check_student(
+    line: int, student: str, seen: dict[str, tuple[str, int]], problems: list[RosterProblem]
+) -> None:
+    if not student:
+        problems.append(RosterProblem(line, "student", "the student's name is empty."))
+        return
+    try:
+        check_names(
+            student=student, project_name="my-project", environment="dev", region=DEFAULT_REGION
+        )
+    except ConfigurationError as error:
+        problems.append(RosterProblem(line, "student", str(error)))
+    # Case-insensitively: runs/<student>/ would collide on macOS and Windows file systems.
+    earlier = seen.setdefault(student.casefold(), (student, line))
+    if earlier[1] != line:
+        spelt = f" as {earlier[0]!r}" if earlier[0] != student else ""
+        problems.append(
+            RosterProblem(
+                line,
+                "student",
+                f"{student!r} is already on line {earlier[1]}{spelt}: "
+                "student names must be unique (case doesn't count).",
+            )
+        )
+
+
+def _check_account(line: int, cells: dict[str, str], problems: list[RosterProblem]) -> str | None:
+    """The row's account id when its account_id / role_arn are valid and agree."""
+    account_id, role_arn = cells.get("account_id", ""), cells.get("role_arn", "")
+    if not account_id and not role_arn:
+        problems.append(
+            RosterProblem(
+                line,
+                "account_id",
+                "no account: give account_id (12 digits) or role_arn "
+                f"(arn:aws:iam::<account_id>:role/{DEFAULT_ROLE}).",
+            )
+        )
+        return None
+    valid = True
+    if account_id and not ACCOUNT_ID.match(account_id):
+        valid = False
+        advice = "an AWS account id is 12 digits"
+        if account_id.isdigit() and 9 <= len(account_id) < 12:
+            advice += " (a spreadsheet may have dropped leading zeros: format the column as text)"
+        problems.append(RosterProblem(line, "account_id", f"{account_id!r}: {advice}."))
+    match = ROLE_ARN.match(role_arn) if role_arn else None
+    if role_arn and match is None:
+        valid = False
+        problems.append(
+            RosterProblem(
+                line,
+                "role_arn",
+                f"{role_arn!r} is not an IAM role ARN: "
+                "arn:aws:iam::<12-digit account>:role/<name>.",
+            )
+        )
+    if not valid:
+        return None
+    if match and account_id and match["account"] != account_id:
+        problems.append(
+            RosterProblem(
+                line,
+                "role_arn",
+                f"the role is in account {match['account']} but account_id is {account_id}: "
+                "give one of them, or make them agree.",
+            )
+        )
+        return None
+    return account_id or (match["account"] if match else None)

@@ -1,0 +1,106 @@
+"""The class board on the sandbox: a provisioned student, a half-built one and a newcomer."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from handson import chapters, ecs, iam, loadbalancer, pricing, registry
+from handson.classroom import load_roster, status
+from handson.connection import connect, sandbox_account_id
+
+READY = "board-ready"
+HALF = "board-half"
+NEWCOMER = "board-newcomer"
+
+
+def provision_chapter_7(lab) -> None:
+    """Notebooks 00 and 07 in-process: chapters 1-6, the image, the task definition and a
+    2-task service behind the ALB (as tests/library/test_ecs.py does)."""
+    pre = chapters.build_prerequisites(lab, enable_nat_gateway=True)
+    iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
+    registry.push_image(lab)
+    spec = ecs.task_definition_spec(
+        lab,
+        image_uri=f"{pre.repository.uri}:latest",
+        execution_role_arn=pre.execution_role_arn,
+        task_role_arn=pre.task_role_arn,
+        secret_arn=pre.database.secret_arn,
+        log_group=pre.log_group,
+    )
+    definition = ecs.ensure_task_definition(lab, spec)
+    ecs.ensure_service(
+        lab,
+        task_definition_arn=definition.arn,
+        private_subnet_ids=list(pre.network.private_subnet_ids),
+        security_group_id=pre.network.ecs_security_group_id,
+        target_group_arn=pre.alb.target_group_arn,
+        app_count=2,
+    )
+    ecs.wait_for_rollout(lab, timeout=120, poll=0.2, progress=lambda service: None)
+    for _ in range(300):  # the ALB marks targets healthy after two passing checks
+        if list(loadbalancer.show_target_health(lab)["state"]) == ["healthy", "healthy"]:
+            return
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def roster(sandbox_server, tmp_path_factory):
+    provision_chapter_7(connect("sandbox", student=READY))
+    chapters.build_prerequisites(connect("sandbox", student=HALF), enable_nat_gateway=False)
+    path = tmp_path_factory.mktemp("board") / "roster.csv"
+    rows = [f"{s},{sandbox_account_id(s)}" for s in (READY, HALF, NEWCOMER)]
+    path.write_text("student,account_id\n" + "\n".join(rows) + "\n")
+    return load_roster(path)
+
+
+@pytest.fixture(scope="module")
+def board(roster):
+    table = status(roster, backend="sandbox", parallel=3)
+    return {row["student"]: row for row in table.to_dict("records")}
+
+
+def test_board_has_a_row_per_student_in_roster_order(roster) -> None:
+    table = status(roster.path, backend="sandbox")
+    assert list(table["student"]) == [READY, HALF, NEWCOMER]
+    assert list(table.columns) == [
+        "student", "account", "desired", "running", "healthy_targets", "registered_targets",
+        "rollout", "alb_health", "usd_per_hour", "error",
+    ]  # fmt: skip
+
+
+def test_a_provisioned_student(board) -> None:
+    row = board[READY]
+    assert row["account"] == sandbox_account_id(READY)
+    assert (row["desired"], row["running"]) == (2, 2)
+    assert (row["healthy_targets"], row["registered_targets"]) == (2, 2)
+    assert row["rollout"] == "COMPLETED"
+    assert row["alb_health"] == "ok"
+    assert row["error"] == ""
+    expected = (
+        pricing.load_balancer("ap-northeast-1").usd_per_hour
+        + pricing.nat_gateways("ap-northeast-1", 2).usd_per_hour
+        + pricing.fargate_tasks("ap-northeast-1", 2, 256, 512).usd_per_hour
+    )
+    assert row["usd_per_hour"] > 0
+    assert row["usd_per_hour"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_student_without_the_service(board) -> None:
+    row = board[HALF]
+    assert row["error"] == "partly provisioned: no ECS service"
+    assert row["registered_targets"] == 0
+    assert row["alb_health"] == "HTTP 503", "an ALB without targets answers 503"
+    assert row["usd_per_hour"] == pytest.approx(
+        pricing.load_balancer("ap-northeast-1").usd_per_hour, abs=1e-4
+    ), "the ALB alone: no NAT gateway, no task"
+
+
+def test_a_student_never_provisioned(board) -> None:
+    row = board[NEWCOMER]
+    assert row["error"] == "not provisioned"
+    assert row["account"] == sandbox_account_id(NEWCOMER)
+    assert row["usd_per_hour"] == 0
+    assert pd.isna(row["desired"]) and pd.isna(row["running"]) and row["rollout"] == ""

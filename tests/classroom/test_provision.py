@@ -1,0 +1,266 @@
+"""Provisioning a class on the sandbox: every student's notebooks run in parallel, a failing
+student is reported at its failing cell without stopping the others, and a resumed run
+completes only the students that are not done."""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import psutil
+import pytest
+import zmq
+from jupyter_client.manager import AsyncKernelManager
+
+from handson import ecs
+from handson.classroom import load_roster
+from handson.connection import connect, sandbox_account_id
+from handson.exceptions import ConfigurationError
+
+# The package exports provision() under the submodule's name: import the module itself.
+provision_module = importlib.import_module("handson.classroom.provision")
+provision = provision_module.provision
+
+NB00, NB07 = "00_setup.ipynb", "07_ecs_task_definition_and_service.ipynb"
+# prov-b is given a task size Fargate doesn't offer: chapter 7 stops at its settings check.
+STUDENTS = ("prov-a", "prov-b", "prov-c")
+FAILING = "prov-b"
+
+
+def write_roster(directory: Path, students: tuple[str, ...]) -> Path:
+    path = directory / "roster.csv"
+    rows = "".join(f"{s},{sandbox_account_id(s)}\n" for s in students)
+    path.write_text("student,account_id\n" + rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fake_aws() -> object:
+    """As tests/conftest.py's per-test guard, for the module's shared runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            patch.delenv(name)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_CONFIG_FILE", os.devnull)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        yield
+
+
+@pytest.fixture(scope="module")
+def first_run(sandbox_server, fake_aws, tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("class")
+    roster = load_roster(write_roster(work, STUDENTS))
+    out = work / "runs"
+    report = provision(
+        roster, out=out, parallel=3, progress=False, overrides={FAILING: {"task_memory": 4096}}
+    )
+    return {
+        "roster": roster,
+        "out": out,
+        "report": report,
+        # Read now: the resumed run rewrites them.
+        "csv": pd.read_csv(out / "report.csv"),
+        "html": (out / "report.html").read_text(),
+    }
+
+
+@pytest.fixture(scope="module")
+def resumed_run(first_run) -> dict:
+    out = first_run["out"]
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/*.ipynb") if FAILING not in str(p)}
+    report = provision(first_run["roster"], out=out, resume=True, parallel=3, progress=False)
+    return {"report": report, "mtimes_before": before}
+
+
+def statuses(table: pd.DataFrame) -> dict[tuple[str, str], str]:
+    return {(r.student, r.notebook): r.status for r in table.itertuples()}
+
+
+def failing_cell(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in notebook.cells if "check_settings" in c.source]
+    return cell
+
+
+def test_one_failing_student_does_not_stop_the_others(first_run) -> None:
+    report = first_run["report"]
+    assert list(report.table.columns) == [
+        "student",
+        "notebook",
+        "status",
+        "duration",
+        "failing_cell",
+        "error",
+        "output",
+    ]
+    assert statuses(report.table) == {
+        ("prov-a", NB00): "ok",
+        ("prov-a", NB07): "ok",
+        ("prov-b", NB00): "ok",
+        ("prov-b", NB07): "failed",
+        ("prov-c", NB00): "ok",
+        ("prov-c", NB07): "ok",
+    }
+    assert report.ok is False
+    assert report.failed == [FAILING]
+    assert (report.table.duration > 0).all()
+    for student in ("prov-a", "prov-c"):
+        assert provision_module.is_done(first_run["out"] / student, ("00", "07"))
+        service = ecs.show_service(connect("sandbox", student=student))
+        assert service[["desired", "running"]].values.tolist() == [[2, 2]]
+
+
+def test_the_report_names_the_failing_cell_and_error(first_run) -> None:
+    table = first_run["report"].table
+    (row,) = table[table.status == "failed"].itertuples()
+    cell = failing_cell(Path(row.output))
+    assert row.failing_cell == cell.execution_count
+    assert row.error.startswith("FargateSizeError: Fargate has no task size with 256 CPU units")
+    assert "\n" not in row.error
+    assert row.output == str(first_run["out"] / FAILING / NB07)
+    ok = table[table.status == "ok"]
+    assert ok.failing_cell.isna().all() and (ok.error == "").all()
+
+
+def test_the_failed_notebook_is_marked_at_the_failing_cell(first_run) -> None:
+    path = first_run["out"] / FAILING / NB07
+    notebook = nbformat.read(path, as_version=4)
+    assert notebook.metadata.papermill.exception is True
+    sources = [c.source for c in notebook.cells]
+    index = next(i for i, s in enumerate(sources) if "check_settings" in s)
+    # papermill's banner at the top links to a marker it puts just before the failing cell.
+    assert "An Exception was encountered at" in sources[0]
+    assert 'id="papermill-error-cell"' in sources[index - 1]
+    assert [o.ename for o in notebook.cells[index].outputs] == ["FargateSizeError"]
+    later = [c for c in notebook.cells[index + 1 :] if c.cell_type == "code"]
+    assert all(c.execution_count is None for c in later)
+    assert not provision_module.is_done(first_run["out"] / FAILING, ("00", "07"))
+
+
+def test_report_files_are_written(first_run) -> None:
+    csv, html = first_run["csv"], first_run["html"]
+    assert statuses(csv) == statuses(first_run["report"].table)
+    assert csv.loc[csv.status == "failed", "failing_cell"].tolist() == [
+        first_run["report"].table.failing_cell.dropna().iloc[0]
+    ]
+    assert "FargateSizeError" in html and FAILING in html and "<table" in html
+
+
+def test_only_the_student_parameters_are_passed(first_run) -> None:
+    for student in STUDENTS:
+        notebook = nbformat.read(first_run["out"] / student / NB00, as_version=4)
+        account = sandbox_account_id(student)
+        expected = {
+            "student": student,
+            "region": "ap-northeast-1",
+            "role_arn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+            "backend": "sandbox",
+        }
+        if student == FAILING:
+            expected["task_memory"] = 4096
+        assert dict(notebook.metadata.papermill.parameters) == expected
+
+
+def test_resume_completes_only_the_failed_student(resumed_run, first_run) -> None:
+    report = resumed_run["report"]
+    assert statuses(report.table) == {
+        ("prov-a", NB00): "done before",
+        ("prov-a", NB07): "done before",
+        ("prov-b", NB00): "ok",
+        ("prov-b", NB07): "ok",
+        ("prov-c", NB00): "done before",
+        ("prov-c", NB07): "done before",
+    }
+    assert report.ok is True
+    after = {p: p.stat().st_mtime_ns for p in resumed_run["mtimes_before"]}
+    assert after == resumed_run["mtimes_before"]
+    assert statuses(pd.read_csv(first_run["out"] / "report.csv")) == statuses(report.table)
+    assert provision_module.is_done(first_run["out"] / FAILING, ("00", "07"))
+    service = ecs.show_service(connect("sandbox", student=FAILING))
+    assert service[["desired", "running"]].values.tolist() == [[2, 2]]
+
+
+def test_a_hung_run_is_stopped_by_the_watchdog(sandbox_server, tmp_path) -> None:
+    roster = write_roster(tmp_path, ("prov-slow",))
+    # Building chapters 1-6 takes seconds: one second is too short, as a hung kernel would be.
+    report = provision(roster, out=tmp_path / "runs", timeout=1.0, progress=False)
+    assert statuses(report.table) == {("prov-slow", NB00): "failed", ("prov-slow", NB07): "skipped"}
+    assert report.table.error.iloc[0].startswith("Timeout: the run took longer than 1 s")
+    kernels = [
+        p for p in psutil.Process().children(recursive=True) if "ipykernel_launcher" in p.cmdline()
+    ]
+    assert kernels == []
+    assert not provision_module.is_done(tmp_path / "runs" / "prov-slow", ("00",))
+
+
+@pytest.fixture
+def flaky_kernel_start(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Kernel starts fail with "Address already in use" a given number of times."""
+    failures = [0]
+    start = AsyncKernelManager._async_start_kernel
+
+    async def flaky(self, **kwargs):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise zmq.ZMQError(errno.EADDRINUSE)
+        return await start(self, **kwargs)
+
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", flaky)
+    return failures
+
+
+def job(tmp_path: Path, student: str) -> object:
+    return provision_module._Job(
+        student=student,
+        parameters={"student": student, "backend": "sandbox"},
+        notebooks=("00",),
+        directory=tmp_path,
+        timeout=300.0,
+        environ=dict(os.environ),
+    )
+
+
+def test_a_kernel_that_fails_to_start_is_started_again(
+    sandbox_server, flaky_kernel_start, tmp_path
+) -> None:
+    flaky_kernel_start[0] = 2
+    row = provision_module._run_notebook(job(tmp_path, "prov-retry"), "00", tmp_path / "k")
+    assert (row["status"], row["error"]) == ("ok", "")
+    assert flaky_kernel_start[0] == 0
+    assert provision_module.is_done(tmp_path, ("00",))
+
+
+def test_a_kernel_that_never_starts_fails_after_three_retries(
+    sandbox_server, flaky_kernel_start, tmp_path
+) -> None:
+    flaky_kernel_start[0] = 10
+    row = provision_module._run_notebook(job(tmp_path, "prov-nostart"), "00", tmp_path / "k")
+    assert row["status"] == "failed"
+    assert row["error"] == "ZMQError: Address already in use (kernel start, 4 tries)"
+    assert flaky_kernel_start[0] == 10 - 4
+    # papermill leaves no exception in a notebook whose kernel never started: not done.
+    assert not provision_module.is_done(tmp_path, ("00",))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"extra_parameters": {"task_memroy": 1024}}, "'task_memroy', which the notebooks"),
+        ({"extra_parameters": {"aws_secret_access_key": "x"}}, "which the notebooks don't have"),
+        ({"overrides": {"nobody": {"task_memory": 1024}}}, "overrides for nobody: not on"),
+        ({"overrides": {"prov-v": {"student": "other"}}}, "sets 'student': that comes from"),
+        ({"parallel": 0}, "parallel=0"),
+        ({"notebooks": ("05",)}, "No course notebook '05'"),
+        ({"backend": "local"}, "backend='local'"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(tmp_path, options, message) -> None:
+    roster = write_roster(tmp_path, ("prov-v",))
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        provision(roster, out=tmp_path / "runs", progress=False, **options)
+    assert not (tmp_path / "runs").exists()
