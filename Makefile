@@ -29,7 +29,7 @@ lab: $(STAMP)
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)
-	$(PY) -m handson outputs --notebooks 00,07,99
+	$(PY) -m handson outputs --notebooks 00,07,99,instructor
 
 lint: $(STAMP)
 	$(PY) -m ruff check handson tests app benchmarks

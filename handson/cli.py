@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     outputs = commands.add_parser(
         "outputs", help="re-execute the notebooks in place on a fresh sandbox (committed outputs)"
     )
-    outputs.add_argument("--notebooks", default="00,07,99")
+    outputs.add_argument("--notebooks", default="00,07,99,instructor")
     outputs.set_defaults(func=cmd_outputs)
     _add_classroom(commands)
     return parser

@@ -7,6 +7,7 @@ and names of the student's resources, and for an HTTP session that reaches the A
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -272,6 +273,12 @@ def sandbox_account_id(student: str) -> str:
     return f"{100000000000 + digest % 800000000000:012d}"
 
 
+@functools.cache
+def ecs_regions() -> frozenset[str]:
+    """AWS regions with ECS, from botocore's data (no network)."""
+    return frozenset(boto3.Session().get_available_regions("ecs"))
+
+
 def check_names(*, student: str, project_name: str, environment: str, region: str) -> None:
     """Reject names AWS would refuse later, before any call (series naming rules)."""
     for label, value in (("project_name", project_name), ("environment", environment)):
@@ -290,7 +297,7 @@ def check_names(*, student: str, project_name: str, environment: str, region: st
         raise ConfigurationError(
             f"student={student!r}: use letters, digits, '.', '_', '@' or '-' (e.g. 'student01')."
         )
-    if region not in boto3.Session().get_available_regions("ecs"):
+    if region not in ecs_regions():
         raise ConfigurationError(
             f"region={region!r} is not an AWS region with ECS (e.g. 'ap-northeast-1')."
         )

@@ -19,6 +19,7 @@ NOTEBOOKS = {
     "00": "00_setup.ipynb",
     "07": "07_ecs_task_definition_and_service.ipynb",
     "99": "99_teardown.ipynb",
+    "instructor": "instructor.ipynb",
 }
 # papermill's default graceful kernel shutdown can stall for seconds (tooling-notes.md).
 KERNEL_OPTIONS = {"shutdown_kernel": "immediate"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from handson import fargate
 from handson.connection import Lab
@@ -235,9 +236,15 @@ DEPLOYMENT_CONFIGURATION = {
 
 
 def _describe_service(lab: Lab) -> dict[str, Any] | None:
-    services = lab.client("ecs").describe_services(
-        cluster=lab.name("cluster"), services=[lab.name("app-service")]
-    )["services"]
+    try:
+        services = lab.client("ecs").describe_services(
+            cluster=lab.name("cluster"), services=[lab.name("app-service")]
+        )["services"]
+    except ClientError as error:
+        # No cluster, no service: a teardown that already removed it, or nothing built yet.
+        if error.response["Error"]["Code"] == "ClusterNotFoundException":
+            return None
+        raise
     active = [s for s in services if s["status"] != "INACTIVE"]
     return dict(active[0]) if active else None
 

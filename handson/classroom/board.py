@@ -67,7 +67,6 @@ def status(
 
     board = pd.DataFrame(each_student(roster, row, parallel=parallel), columns=COLUMNS)
     board[COUNTS] = board[COUNTS].astype("Int64")
-    board["error"] = board["error"].fillna("")
     return board
 
 

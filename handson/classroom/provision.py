@@ -148,8 +148,9 @@ def provision(
     for row in rows:
         row["output"] = str(out / row["student"] / row["output"]) if row["output"] else ""
     table = pd.DataFrame(rows, columns=COLUMNS).astype({"failing_cell": "Int64"})
+    table["duration"] = table.duration.round(2)
     table.to_csv(out / "report.csv", index=False)
-    table.to_html(out / "report.html", index=False, na_rep="")
+    table.to_html(out / "report.html", index=False, na_rep="", float_format="{:.1f}".format)
     return ProvisionReport(table=table, ok=bool(table.status.isin([OK, DONE_BEFORE]).all()))
 
 

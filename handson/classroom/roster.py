@@ -26,10 +26,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import pandas as pd
 
-from handson.connection import DEFAULT_REGION, check_names
+from handson.connection import DEFAULT_REGION, check_names, ecs_regions
 from handson.exceptions import ConfigurationError, RosterError, RosterProblem
 
 __all__ = [
@@ -238,7 +237,7 @@ class _RowChecker:
         self.problems = problems
         # Without either column the header problem says it all; no need to repeat per row.
         self.has_account_column = "account_id" in names or "role_arn" in names
-        self.regions = set(boto3.Session().get_available_regions("ecs"))
+        self.regions = set(ecs_regions())
         self.students: dict[str, tuple[str, int]] = {}
         self.accounts: dict[str, tuple[str, int]] = {}
 

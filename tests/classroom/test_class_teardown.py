@@ -65,12 +65,6 @@ def test_plan_then_teardown_leaves_nothing_tagged(roster, monkeypatch) -> None:
         assert handson.teardown.leftovers(connect("sandbox", student=student)).empty
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handson.ecs.delete_service calls DescribeServices on a cluster that doesn't exist "
-    "and gets ClusterNotFoundException, so teardown fails for an account that was never "
-    "provisioned or whose cluster is already deleted (an interrupted teardown re-run)",
-)
 def test_teardown_of_a_student_never_provisioned_is_ok(sandbox_server, tmp_path) -> None:
     roster = write_roster(tmp_path / "roster.csv", (EMPTY,))
     assert teardown_plan(roster, backend="sandbox").empty
