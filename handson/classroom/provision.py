@@ -38,10 +38,13 @@ __all__ = ["COLUMNS", "DEFAULT_PARALLEL", "ProvisionReport", "is_done", "provisi
 
 COLUMNS = ["student", "notebook", "status", "duration", "failing_cell", "error", "output"]
 OK, FAILED, SKIPPED, DONE_BEFORE = "ok", "failed", "skipped", "done before"
-# Measured with benchmarks/classroom_bench.py on 2 cores (30 students, notebooks 00 + 07):
-# 2 at a time leaves the CPU idle while notebooks wait on the sandbox, 8 at a time makes
-# every kernel slower without finishing sooner. See benchmarks/README.md.
-DEFAULT_PARALLEL = 4
+# Measured with benchmarks/classroom_bench.py on 2 cores, 30 students, notebooks 00 + 07:
+# the class took 166 s with 2 at a time, 111 s with 4, 101 s with 6 and 98 s with 8. The
+# run is CPU-bound past 4 (~165 CPU seconds: kernels, then the sandbox), but the waits in
+# each notebook (rollouts) leave the cores idle unless enough students run at once. 8
+# costs each student more wall time (25 s instead of 14 s) and ~0.5 GB more RSS (kernels
+# and workers), and on real AWS, where a run is mostly waiting, it helps even more.
+DEFAULT_PARALLEL = 8
 START_RETRIES = 3
 # Parameters that say who and where a student is come from the roster and ``backend``.
 FIXED_PARAMETERS = ("student", "backend")
@@ -435,7 +438,7 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
                 # Saving the whole notebook after every cell cost ~1.5 s of CPU per student
                 # (a class shares 2 cores); it is saved when it starts and when it ends.
                 request_save_on_cell_execute=False,
-                execution_timeout=int(job.timeout),
+                execution_timeout=max(1, int(job.timeout)),  # per cell; 0 means none
                 kernel_name="python3",
                 config=config,
                 on_notebook_start=lambda notebook: kernel_started.set(),
