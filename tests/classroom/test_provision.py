@@ -39,20 +39,7 @@ def write_roster(directory: Path, students: tuple[str, ...]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fake_aws() -> object:
-    """As tests/conftest.py's per-test guard, for the module's shared runs."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("AWS_")]:
-            patch.delenv(name)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_CONFIG_FILE", os.devnull)
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        yield
-
-
-@pytest.fixture(scope="module")
-def first_run(sandbox_server, fake_aws, tmp_path_factory) -> dict:
+def first_run(sandbox_server, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("class")
     roster = load_roster(write_roster(work, STUDENTS))
     out = work / "runs"
