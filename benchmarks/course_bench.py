@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "sandbox"))
 
-from handson import chapters, course, ecs, iam, registry, sandbox  # noqa: E402
+from handson import chapters, course, sandbox  # noqa: E402
 from handson.connection import connect, sandbox_account_id  # noqa: E402
 from handson.sandbox.config import environment, private_config  # noqa: E402
 
@@ -38,26 +38,7 @@ def library_flow(student: str) -> int:
     """Chapters 1-7 through the library; returns the number of API calls it made."""
     lab = connect("sandbox", student=student)
     pre = chapters.build_prerequisites(lab, enable_nat_gateway=True)
-    iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
-    spec = ecs.task_definition_spec(
-        lab,
-        image_uri=f"{pre.repository.uri}:latest",
-        execution_role_arn=pre.execution_role_arn,
-        task_role_arn=pre.task_role_arn,
-        secret_arn=pre.database.secret_arn,
-        log_group=pre.log_group,
-    )
-    image = registry.push_image(lab)
-    task_definition = ecs.ensure_task_definition(lab, spec)
-    ecs.ensure_service(
-        lab,
-        task_definition_arn=task_definition.arn,
-        private_subnet_ids=list(pre.network.private_subnet_ids),
-        security_group_id=pre.network.ecs_security_group_id,
-        target_group_arn=pre.alb.target_group_arn,
-    )
-    ecs.restart_service(lab, image_digest=image.digest)
-    ecs.wait_for_rollout(lab, poll=0.1, progress=lambda service: None)
+    chapters.deploy_chapter7(lab, pre)
     return len(lab.log.calls)
 
 

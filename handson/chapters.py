@@ -118,3 +118,43 @@ def outputs(lab: Lab, pre: Prerequisites) -> pd.DataFrame:
     except NotFoundError:  # before the service exists there is nothing to add
         pass
     return pd.DataFrame(list(values.items()), columns=["output", "value"])
+
+
+def deploy_chapter7(
+    lab: Lab,
+    pre: Prerequisites,
+    *,
+    app_count: int = 2,
+    task_cpu: str | int = 256,
+    task_memory: str | int = 512,
+) -> pd.DataFrame:
+    """Chapter 7 in one go, image first (so no failed first deployment): the execution
+    role's secret policy, the image push, the task definition, the service, and the wait
+    for its steady state. Returns the service table. Idempotent.
+
+    The notebook walks through the same steps one by one, in the article's order.
+    """
+    ecs.check_settings(task_cpu, task_memory, app_count)
+    iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
+    image = registry.push_image(lab)
+    spec = ecs.task_definition_spec(
+        lab,
+        image_uri=f"{pre.repository.uri}:latest",
+        execution_role_arn=pre.execution_role_arn,
+        task_role_arn=pre.task_role_arn,
+        secret_arn=pre.database.secret_arn,
+        log_group=pre.log_group,
+        task_cpu=task_cpu,
+        task_memory=task_memory,
+    )
+    definition = ecs.ensure_task_definition(lab, spec)
+    ecs.ensure_service(
+        lab,
+        task_definition_arn=definition.arn,
+        private_subnet_ids=list(pre.network.private_subnet_ids),
+        security_group_id=pre.network.ecs_security_group_id,
+        target_group_arn=pre.alb.target_group_arn,
+        app_count=app_count,
+    )
+    ecs.restart_service(lab, image_digest=image.digest)
+    return ecs.wait_for_rollout(lab, poll=0.2, progress=lambda service: None)

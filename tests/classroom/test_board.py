@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from handson import chapters, ecs, iam, loadbalancer, pricing, registry
+from handson import chapters, loadbalancer, pricing
 from handson.classroom import load_roster, status
 from handson.connection import connect, sandbox_account_id
 
@@ -20,26 +20,7 @@ def provision_chapter_7(lab) -> None:
     """Notebooks 00 and 07 in-process: chapters 1-6, the image, the task definition and a
     2-task service behind the ALB (as tests/library/test_ecs.py does)."""
     pre = chapters.build_prerequisites(lab, enable_nat_gateway=True)
-    iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
-    registry.push_image(lab)
-    spec = ecs.task_definition_spec(
-        lab,
-        image_uri=f"{pre.repository.uri}:latest",
-        execution_role_arn=pre.execution_role_arn,
-        task_role_arn=pre.task_role_arn,
-        secret_arn=pre.database.secret_arn,
-        log_group=pre.log_group,
-    )
-    definition = ecs.ensure_task_definition(lab, spec)
-    ecs.ensure_service(
-        lab,
-        task_definition_arn=definition.arn,
-        private_subnet_ids=list(pre.network.private_subnet_ids),
-        security_group_id=pre.network.ecs_security_group_id,
-        target_group_arn=pre.alb.target_group_arn,
-        app_count=2,
-    )
-    ecs.wait_for_rollout(lab, timeout=120, poll=0.2, progress=lambda service: None)
+    chapters.deploy_chapter7(lab, pre)
     for _ in range(300):  # the ALB marks targets healthy after two passing checks
         if list(loadbalancer.show_target_health(lab)["state"]) == ["healthy", "healthy"]:
             return
