@@ -154,7 +154,10 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="handson", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="handson",
+        description="The handson course kit: the local AWS sandbox, the course, the classroom.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     box = commands.add_parser("sandbox", help="run the local AWS sandbox")
     box.add_argument("action", choices=["start", "stop", "status", "reset"])
