@@ -6,6 +6,7 @@ Each step is idempotent, so running this again for the same student changes noth
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -120,6 +121,22 @@ def outputs(lab: Lab, pre: Prerequisites) -> pd.DataFrame:
     return pd.DataFrame(list(values.items()), columns=["output", "value"])
 
 
+def task_definition_spec(
+    lab: Lab, pre: Prerequisites, *, task_cpu: str | int = 256, task_memory: str | int = 512
+) -> dict[str, Any]:
+    """Chapter 7's task definition, wired to what chapters 1-6 built (no AWS call)."""
+    return ecs.task_definition_spec(
+        lab,
+        image_uri=f"{pre.repository.uri}:latest",
+        execution_role_arn=pre.execution_role_arn,
+        task_role_arn=pre.task_role_arn,
+        secret_arn=pre.database.secret_arn,
+        log_group=pre.log_group,
+        task_cpu=task_cpu,
+        task_memory=task_memory,
+    )
+
+
 def deploy_chapter7(
     lab: Lab,
     pre: Prerequisites,
@@ -137,16 +154,7 @@ def deploy_chapter7(
     ecs.check_settings(task_cpu, task_memory, app_count)
     iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)
     image = registry.push_image(lab)
-    spec = ecs.task_definition_spec(
-        lab,
-        image_uri=f"{pre.repository.uri}:latest",
-        execution_role_arn=pre.execution_role_arn,
-        task_role_arn=pre.task_role_arn,
-        secret_arn=pre.database.secret_arn,
-        log_group=pre.log_group,
-        task_cpu=task_cpu,
-        task_memory=task_memory,
-    )
+    spec = task_definition_spec(lab, pre, task_cpu=task_cpu, task_memory=task_memory)
     definition = ecs.ensure_task_definition(lab, spec)
     ecs.ensure_service(
         lab,

@@ -365,22 +365,34 @@ def wait_for_rollout(
     *,
     timeout: float = 900.0,
     poll: float = 1.0,
+    max_poll: float = 10.0,
     progress: Progress | None = None,
     raise_on_failure: bool = True,
 ) -> pd.DataFrame:
     """Wait until the service's newest deployment is COMPLETED (steady state) or FAILED.
 
     Polls DescribeServices (like ``aws ecs wait services-stable``, which also needs one
-    deployment and runningCount == desiredCount). A FAILED deployment (the circuit
+    deployment and runningCount == desiredCount), every ``poll`` seconds at first and
+    less often while nothing changes, up to ``max_poll``: a class of 30 waiting for
+    minutes on AWS stays well inside the ECS API rate limits. A FAILED deployment (the circuit
     breaker tripped) raises DeploymentError listing why the tasks stopped, unless
     ``raise_on_failure`` is False. Returns the service table. Chapter 7.
     """
     deadline = time.monotonic() + timeout
     report = progress or _default_progress()
+    delay, last = poll, None
     while True:
         service = describe_service(lab)
         report(service)
         primary = service["deployments"][0]
+        state = (
+            len(service["deployments"]),
+            primary["rolloutState"],
+            service["runningCount"],
+            service["pendingCount"],
+        )
+        delay = poll if state != last else min(delay * 1.5, max_poll)
+        last = state
         if primary["rolloutState"] == "FAILED":
             if raise_on_failure:
                 raise DeploymentError(_failure_message(lab, primary))
@@ -398,7 +410,7 @@ def wait_for_rollout(
                 f"The service did not reach a steady state within {timeout:.0f} s. "
                 f"Latest events:\n{events}"
             )
-        time.sleep(poll)
+        time.sleep(delay)
 
 
 def _failure_message(lab: Lab, deployment: dict[str, Any]) -> str:

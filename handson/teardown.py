@@ -165,12 +165,17 @@ def _rds(lab: Lab) -> Found:
         for db in rds.describe_db_instances()["DBInstances"]
         if lab.owns(db.get("TagList"))
     ]
-    for group in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
-        tags = rds.list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
-        if lab.owns(tags):
-            found.append(("rds", "db subnet group", group["DBSubnetGroupName"]))
-    for group in rds.describe_db_parameter_groups()["DBParameterGroups"]:
-        tags = rds.list_tags_for_resource(ResourceName=group["DBParameterGroupArn"])["TagList"]
-        if lab.owns(tags):
-            found.append(("rds", "db parameter group", group["DBParameterGroupName"]))
+    groups = [
+        ("db subnet group", rds.describe_db_subnet_groups()["DBSubnetGroups"], "DBSubnetGroup"),
+        (
+            "db parameter group",
+            rds.describe_db_parameter_groups()["DBParameterGroups"],
+            "DBParameterGroup",
+        ),
+    ]
+    for kind, items, key in groups:
+        for group in items:
+            tags = rds.list_tags_for_resource(ResourceName=group[f"{key}Arn"])["TagList"]
+            if lab.owns(tags):
+                found.append(("rds", kind, group[f"{key}Name"]))
     return found

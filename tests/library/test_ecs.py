@@ -19,18 +19,6 @@ def built(sandbox_server):
     return lab, pre
 
 
-def spec_for(lab, pre, **changes):
-    options = {
-        "image_uri": f"{pre.repository.uri}:latest",
-        "execution_role_arn": pre.execution_role_arn,
-        "task_role_arn": pre.task_role_arn,
-        "secret_arn": pre.database.secret_arn,
-        "log_group": pre.log_group,
-    }
-    options.update(changes)
-    return ecs.task_definition_spec(lab, **options)
-
-
 def create_service(lab, pre, task_definition, count=2):
     return ecs.ensure_service(
         lab,
@@ -44,7 +32,7 @@ def create_service(lab, pre, task_definition, count=2):
 
 def test_task_definition_is_the_chapters(built) -> None:
     lab, pre = built
-    spec = spec_for(lab, pre)
+    spec = chapters.task_definition_spec(lab, pre)
     assert spec["family"] == "my-project-dev-app"
     (container,) = spec["containerDefinitions"]
     assert container["environment"] == [
@@ -59,7 +47,9 @@ def test_task_definition_is_the_chapters(built) -> None:
     calls = len(lab.log.mutating())
     again = ecs.ensure_task_definition(lab, spec)
     assert again == first and len(lab.log.mutating()) == calls, "same content: no new revision"
-    changed = ecs.ensure_task_definition(lab, spec_for(lab, pre, task_cpu=512, task_memory=1024))
+    changed = ecs.ensure_task_definition(
+        lab, chapters.task_definition_spec(lab, pre, task_cpu=512, task_memory=1024)
+    )
     assert changed.revision == first.revision + 1
     registered = lab.client("ecs").describe_task_definition(
         taskDefinition=first.arn, include=["TAGS"]
@@ -77,7 +67,7 @@ def test_settings_are_checked_first() -> None:
 
 def test_service_fails_then_runs_after_push_and_restart(built) -> None:
     lab, pre = built
-    td = ecs.ensure_task_definition(lab, spec_for(lab, pre))
+    td = ecs.ensure_task_definition(lab, chapters.task_definition_spec(lab, pre))
     service = create_service(lab, pre, td)
     assert service.desired_count == 2
     # No image yet: the circuit breaker fails the first deployment (the chapter's flow).
@@ -96,7 +86,9 @@ def test_service_fails_then_runs_after_push_and_restart(built) -> None:
     mutating = len(lab.log.mutating())
     assert ecs.restart_service(lab, image_digest=image.digest) is None
     # Re-running the create step keeps the running task definition (ignore_changes).
-    newer = ecs.ensure_task_definition(lab, spec_for(lab, pre, task_cpu=512, task_memory=1024))
+    newer = ecs.ensure_task_definition(
+        lab, chapters.task_definition_spec(lab, pre, task_cpu=512, task_memory=1024)
+    )
     create_service(lab, pre, newer)
     assert len(lab.log.mutating()) == mutating + 1, "only the new revision was registered"
     assert ecs.describe_service(lab)["taskDefinition"] != newer.arn

@@ -307,7 +307,6 @@ class Scheduler:
         if extra <= 0:
             return
         # Starting or unhealthy tasks first, then the newest.
-        mine.sort(key=lambda t: (self.healthy(service, t), t.created_at), reverse=False)
         victims = sorted(mine, key=lambda t: (self.healthy(service, t), -t.created_at.timestamp()))
         self._stop(
             service,
