@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: course test lab outputs lint bench sandbox-stop clean
+.PHONY: course test lab outputs exercises lint bench sandbox-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ course: $(STAMP)
 
 ## The whole test suite, notebooks (nbval) included.
 test: $(STAMP)
-	$(PY) -m ruff check handson tests app benchmarks
+	$(PY) -m ruff check handson tests app benchmarks conftest.py
 	$(PY) -m pytest
 
 ## JupyterLab on the notebooks, with the sandbox running.
@@ -29,11 +29,15 @@ lab: $(STAMP)
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)
-	$(PY) -m handson outputs --notebooks 00,07,99,instructor
+	$(PY) -m handson outputs --notebooks 00,07,99,instructor,solutions
+
+## Write exercises/*.ipynb from solutions/*.ipynb (answers become stubs, outputs cleared).
+exercises: $(STAMP)
+	$(PY) -m handson.exercises
 
 lint: $(STAMP)
-	$(PY) -m ruff check handson tests app benchmarks
-	$(PY) -m ruff format --check handson tests app benchmarks
+	$(PY) -m ruff check handson tests app benchmarks conftest.py
+	$(PY) -m ruff format --check handson tests app benchmarks conftest.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/sandbox_bench.py

@@ -9,6 +9,7 @@ chapters 1-6 and ``handson.teardown`` removes it all.
 
 from handson import (
     chapters,
+    checks,
     database,
     ecs,
     fargate,
@@ -30,6 +31,7 @@ __all__ = [
     "Lab",
     "__version__",
     "chapters",
+    "checks",
     "connect",
     "database",
     "ecs",

@@ -14,7 +14,9 @@ from typing import Any
 
 from handson.exceptions import ConfigurationError, HandsonError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+SOLUTIONS_DIR = ROOT / "solutions"
 NOTEBOOKS = {
     "00": "00_setup.ipynb",
     "07": "07_ecs_task_definition_and_service.ipynb",
@@ -37,13 +39,33 @@ class NotebookFailed(HandsonError):
 
 
 def notebook_path(key: str) -> Path:
-    """The course notebook for "00", "07" or "99" (or a file name)."""
+    """The course notebook for "00", "07" or "99" (or a file name in notebooks/), or a
+    path from the project's root such as "solutions/01_task_definition.ipynb"."""
     name = NOTEBOOKS.get(key, key)
-    path = NOTEBOOK_DIR / name
-    if not path.exists():
-        choices = ", ".join(NOTEBOOKS)
-        raise ConfigurationError(f"No course notebook {key!r}: choose from {choices}.")
-    return path
+    for path in (NOTEBOOK_DIR / name, ROOT / name):
+        if path.is_file() and path.suffix == ".ipynb":
+            return path
+    choices = ", ".join([*NOTEBOOKS, "solutions/<name>.ipynb"])
+    raise ConfigurationError(f"No course notebook {key!r}: choose from {choices}.")
+
+
+def solution_keys() -> list[str]:
+    """The solution notebooks, in the order they run (their file names)."""
+    return [f"solutions/{p.name}" for p in sorted(SOLUTIONS_DIR.glob("*.ipynb"))]
+
+
+def expand_keys(keys: Sequence[str]) -> list[str]:
+    """The notebook keys with "solutions" standing for every solution, in order."""
+    return [k for key in keys for k in (solution_keys() if key == "solutions" else [key])]
+
+
+def prepare_solutions(*, student: str = "student01") -> Path:
+    """Run notebook 00 for ``student``, as a learner does before the exercises; the
+    executed copy goes to a temporary directory. Returns it."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="handson-00-")) / "00_setup.ipynb"
+    return run_notebook("00", out, {"student": student})
 
 
 def run_notebook(
@@ -63,7 +85,7 @@ def run_notebook(
             str(source),
             str(output),
             parameters=parameters,
-            cwd=str(NOTEBOOK_DIR),
+            cwd=str(source.parent),
             progress_bar=False,
             execution_timeout=int(timeout),
             kernel_name="python3",
@@ -118,16 +140,20 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
     saved = dict(os.environ)
     os.environ.update(environment(config))
     done = []
+    prepared = False
     try:
         sandbox.start(config)
-        for key in keys:
+        for key in expand_keys(keys):
             path = notebook_path(key)
+            if path.parent == SOLUTIONS_DIR and not prepared:
+                prepare_solutions()  # as nbval does before the first solution (conftest.py)
+                prepared = True
             notebook = nbformat.read(path, as_version=4)
             NotebookClient(
                 notebook,
                 timeout=1800,
                 kernel_name="python3",
-                resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+                resources={"metadata": {"path": str(path.parent)}},
                 record_timing=False,
             ).execute()
             nbformat.write(normalise(notebook, sanitize_rules()), path)

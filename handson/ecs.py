@@ -196,6 +196,37 @@ def _comparable(definition: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+TASK_DEFINITION_KEYS = ("family", "cpu", "memory", "containerDefinitions")
+# What DescribeTaskDefinition adds that RegisterTaskDefinition does not take.
+_READ_ONLY = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+    "deleteRequestedAt",
+)
+
+
+def _check_task_definition_spec(spec: dict[str, Any]) -> None:
+    if not isinstance(spec, dict):
+        raise ConfigurationError(
+            f"spec is a {type(spec).__name__}: give the RegisterTaskDefinition parameters "
+            "as a dict, e.g. {'family': ..., 'cpu': '256', 'memory': '512', "
+            "'containerDefinitions': [container], ...}."
+        )
+    missing = [key for key in TASK_DEFINITION_KEYS if key not in spec]
+    if missing:
+        raise ConfigurationError(
+            f"The task definition has no {', '.join(missing)}: a Fargate task definition "
+            f"needs {', '.join(TASK_DEFINITION_KEYS)} (and networkMode, the roles, ...)."
+        )
+    fargate.check_task_size(spec["cpu"], spec["memory"])
+
+
 @step("Register the task definition")
 def ensure_task_definition(lab: Lab, spec: dict[str, Any]) -> TaskDefinition:
     """Register the task definition, unless its latest revision already says the same.
@@ -204,7 +235,7 @@ def ensure_task_definition(lab: Lab, spec: dict[str, Any]) -> TaskDefinition:
     reuses the latest ACTIVE one when nothing changed. Calls DescribeTaskDefinition and
     RegisterTaskDefinition. Idempotent. Chapter 7.
     """
-    fargate.check_task_size(spec["cpu"], spec["memory"])
+    _check_task_definition_spec(spec)
     ecs = lab.client("ecs")
     family = spec["family"]
     latest = _latest_revision(lab, family)
@@ -214,6 +245,44 @@ def ensure_task_definition(lab: Lab, spec: dict[str, Any]) -> TaskDefinition:
         **spec, tags=lab.tag_list(lab.name("app-task"), key="key", value="value")
     )["taskDefinition"]
     return TaskDefinition(registered["taskDefinitionArn"], family, int(registered["revision"]))
+
+
+@step("Find the latest task definition")
+def latest_task_definition(lab: Lab) -> TaskDefinition:
+    """The newest ACTIVE revision of the chapter's family ``P-E-app``.
+
+    Calls ListTaskDefinitions and DescribeTaskDefinition. Read-only. Chapter 7.
+    """
+    latest = _latest_revision(lab, lab.name("app"))
+    if latest is None:
+        raise NotFoundError(
+            f"No task definition of the family {lab.name('app')} is registered.",
+            code="ClientException",
+            operation="ListTaskDefinitions",
+            hint="Register the task definition first (exercise 1, or notebook 07).",
+        )
+    return TaskDefinition(latest["taskDefinitionArn"], latest["family"], int(latest["revision"]))
+
+
+@step("Start a new revision from the latest one")
+def spec_from_latest(
+    lab: Lab, *, cpu: str | int | None = None, memory: str | int | None = None
+) -> dict[str, Any]:
+    """The RegisterTaskDefinition parameters of the latest revision, with a new task size.
+
+    Registering it makes the next revision; the size is checked against the Fargate
+    table first. Calls DescribeTaskDefinition. Read-only. Chapter 7, exercise 2.
+    """
+    latest = _latest_revision(lab, lab.name("app"))
+    if latest is None:
+        latest_task_definition(lab)  # raises the kit's NotFoundError with its hint
+    spec = {k: v for k, v in dict(latest or {}).items() if k not in _READ_ONLY}
+    if cpu is not None or memory is not None:
+        new_cpu, new_memory = fargate.check_task_size(
+            spec["cpu"] if cpu is None else cpu, spec["memory"] if memory is None else memory
+        )
+        spec["cpu"], spec["memory"] = str(new_cpu), str(new_memory)
+    return spec
 
 
 def _latest_revision(lab: Lab, family: str) -> dict[str, Any] | None:
@@ -262,6 +331,43 @@ def describe_service(lab: Lab) -> dict[str, Any]:
     return service
 
 
+def service_spec(
+    lab: Lab,
+    *,
+    task_definition_arn: str,
+    private_subnet_ids: list[str],
+    security_group_id: str,
+    target_group_arn: str,
+    app_count: int = 2,
+) -> dict[str, Any]:
+    """The CreateService parameters of the chapter, as its Terraform writes them (no AWS
+    call): tasks in the private subnets without public IPs, registered in the target
+    group on port 3000, maximumPercent 200 / minimumHealthyPercent 100, circuit breaker
+    with rollback."""
+    return {
+        "cluster": lab.name("cluster"),
+        "serviceName": lab.name("app-service"),
+        "taskDefinition": task_definition_arn,
+        "desiredCount": app_count,
+        "launchType": "FARGATE",
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": list(private_subnet_ids),
+                "securityGroups": [security_group_id],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+        "loadBalancers": [
+            {
+                "targetGroupArn": target_group_arn,
+                "containerName": lab.name("app"),
+                "containerPort": CONTAINER_PORT,
+            }
+        ],
+        "deploymentConfiguration": DEPLOYMENT_CONFIGURATION,
+    }
+
+
 @step("Create the ECS service")
 def ensure_service(
     lab: Lab,
@@ -282,37 +388,98 @@ def ensure_service(
     Idempotent. Chapter 7.
     """
     check_app_count(app_count)
+    spec = service_spec(
+        lab,
+        task_definition_arn=task_definition_arn,
+        private_subnet_ids=private_subnet_ids,
+        security_group_id=security_group_id,
+        target_group_arn=target_group_arn,
+        app_count=app_count,
+    )
+    return _apply_service(lab, spec, settings=("desiredCount",))
+
+
+# What UpdateService can change of a running service, as CreateService names it.
+UPDATABLE = (
+    "taskDefinition",
+    "desiredCount",
+    "networkConfiguration",
+    "loadBalancers",
+    "deploymentConfiguration",
+)
+REQUIRED = ("serviceName", "cluster", "taskDefinition", "desiredCount", "launchType")
+
+
+@step("Create the ECS service from your settings")
+def create_service(lab: Lab, spec: dict[str, Any]) -> Service:
+    """Create the service from CreateService parameters you wrote (the exercise).
+
+    If the service already exists (notebook 07 made it, or you ran this before), the
+    settings UpdateService can change are brought to yours: a different task
+    definition or network starts a rolling deployment, as on AWS. The name and cluster
+    are checked before any AWS call. Calls DescribeServices, then CreateService or
+    UpdateService. Idempotent. Chapter 7, exercise 3.
+    """
+    _check_service_spec(lab, spec)
+    return _apply_service(lab, spec, settings=UPDATABLE)
+
+
+def _check_service_spec(lab: Lab, spec: dict[str, Any]) -> None:
+    if not isinstance(spec, dict):
+        raise ConfigurationError(
+            f"spec is a {type(spec).__name__}: give the CreateService parameters as a dict, "
+            "e.g. {'serviceName': ..., 'cluster': ..., 'taskDefinition': ..., ...}."
+        )
+    missing = [key for key in REQUIRED if key not in spec]
+    if missing:
+        raise ConfigurationError(
+            f"The service spec has no {', '.join(missing)}: CreateService needs "
+            f"{', '.join(REQUIRED)} (and networkConfiguration for awsvpc tasks)."
+        )
+    for key, expected in (("serviceName", "app-service"), ("cluster", "cluster")):
+        if spec[key] != lab.name(expected):
+            raise ConfigurationError(
+                f"{key}={spec[key]!r}: the chapter's {key} is {lab.name(expected)!r} "
+                f"(lab.name({expected!r}))."
+            )
+    check_app_count(spec["desiredCount"])
+
+
+def _apply_service(lab: Lab, spec: dict[str, Any], *, settings: tuple[str, ...]) -> Service:
+    """Create the service, or update the ``settings`` of the existing one that differ."""
     ecs = lab.client("ecs")
-    name = lab.name("app-service")
+    name = spec["serviceName"]
     existing = _describe_service(lab)
-    if existing is not None:
-        if existing["desiredCount"] != app_count:
-            ecs.update_service(cluster=lab.name("cluster"), service=name, desiredCount=app_count)
-        return Service(name, existing["serviceArn"], existing["clusterArn"], app_count)
-    created = ecs.create_service(
-        cluster=lab.name("cluster"),
-        serviceName=name,
-        taskDefinition=task_definition_arn,
-        desiredCount=app_count,
-        launchType="FARGATE",
-        networkConfiguration={
-            "awsvpcConfiguration": {
-                "subnets": private_subnet_ids,
-                "securityGroups": [security_group_id],
-                "assignPublicIp": "DISABLED",
-            }
-        },
-        loadBalancers=[
-            {
-                "targetGroupArn": target_group_arn,
-                "containerName": lab.name("app"),
-                "containerPort": CONTAINER_PORT,
-            }
-        ],
-        deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
-        tags=lab.tag_list(name, key="key", value="value"),
-    )["service"]
-    return Service(name, created["serviceArn"], created["clusterArn"], app_count)
+    if existing is None:
+        created = ecs.create_service(
+            **spec, tags=spec.get("tags") or lab.tag_list(name, key="key", value="value")
+        )["service"]
+        return Service(name, created["serviceArn"], created["clusterArn"], spec["desiredCount"])
+    changes = {
+        key: spec[key]
+        for key in settings
+        if key in spec and _differs(key, existing.get(key), spec[key])
+    }
+    if changes:
+        ecs.update_service(cluster=spec["cluster"], service=name, **changes)
+    return Service(name, existing["serviceArn"], existing["clusterArn"], spec["desiredCount"])
+
+
+def _differs(key: str, current: Any, wanted: Any) -> bool:
+    if key == "networkConfiguration":
+        now = (current or {}).get("awsvpcConfiguration", {})
+        new = wanted.get("awsvpcConfiguration", {})
+        return (
+            sorted(now.get("subnets", [])) != sorted(new.get("subnets", []))
+            or sorted(now.get("securityGroups", [])) != sorted(new.get("securityGroups", []))
+            or now.get("assignPublicIp", "DISABLED") != new.get("assignPublicIp", "DISABLED")
+        )
+    if key == "deploymentConfiguration":
+        # AWS adds defaults (alarms, circuit breaker off) to what was sent: compare what was.
+        return any((current or {}).get(k) != v for k, v in wanted.items())
+    if key == "taskDefinition":  # an ARN, or family:revision
+        return str(current).rsplit("/", 1)[-1] != str(wanted).rsplit("/", 1)[-1]
+    return bool(current != wanted)
 
 
 @step("Restart the service with the pushed image")
@@ -596,20 +763,36 @@ def delete_cluster(lab: Lab) -> None:
 
 def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
     """The container's settings in a task definition spec, one row each (no secret values:
-    a secret row shows where ECS will fetch the value from)."""
-    container = spec["containerDefinitions"][0]
+    a secret row shows where ECS will fetch the value from). Settings left out show as
+    "(not set)"."""
+    container = (spec.get("containerDefinitions") or [{}])[0]
+    unset = "(not set)"
+    options = (container.get("logConfiguration") or {}).get("options", {})
     rows = [
-        ("family", spec["family"]),
-        ("cpu / memory", f"{spec['cpu']} / {spec['memory']}"),
-        ("network mode", spec["networkMode"]),
-        ("container", container["name"]),
-        ("image", container["image"]),
-        ("port", ", ".join(str(p["containerPort"]) for p in container["portMappings"])),
+        ("family", spec.get("family", unset)),
+        ("cpu / memory", f"{spec.get('cpu', unset)} / {spec.get('memory', unset)}"),
+        ("network mode", spec.get("networkMode", unset)),
+        ("container", container.get("name", unset)),
+        ("image", container.get("image", unset)),
+        (
+            "port",
+            ", ".join(str(p.get("containerPort")) for p in container.get("portMappings", []))
+            or unset,
+        ),
     ]
-    rows += [(f"env {e['name']}", e["value"]) for e in container["environment"]]
+    rows += [(f"env {e['name']}", e.get("value", "")) for e in container.get("environment", [])]
+    # valueFrom is <secret ARN>:<json key>:<stage>:<id>: show the key only.
     rows += [
-        (f"secret {s['name']}", s["valueFrom"].rsplit(":", 3)[-3]) for s in container["secrets"]
+        (f"secret {s['name']}", str(s.get("valueFrom", "")).rsplit(":", 3)[-3])
+        if str(s.get("valueFrom", "")).count(":") >= 9
+        else (f"secret {s['name']}", str(s.get("valueFrom", "")))
+        for s in container.get("secrets", [])
     ]
-    options = container["logConfiguration"]["options"]
-    rows.append(("logs", f"{options['awslogs-group']} (prefix {options['awslogs-stream-prefix']})"))
+    rows.append(
+        (
+            "logs",
+            f"{options.get('awslogs-group', unset)} "
+            f"(prefix {options.get('awslogs-stream-prefix', unset)})",
+        )
+    )
     return pd.DataFrame(rows, columns=["setting", "value"])

@@ -24,6 +24,7 @@ __all__ = [
     "NO_CONFIGURATION_MESSAGE",
     "VALID_CPU",
     "check_task_size",
+    "explain_size",
     "parse_cpu",
     "parse_memory",
     "register_error",
@@ -165,6 +166,19 @@ def check_task_size(cpu: str | int, memory: str | int) -> tuple[int, int]:
             message += f" To keep {memory_mib} MiB, set cpu to {_join_or(cpus_for_memory)}."
         raise FargateSizeError(message)
     return cpu_units, memory_mib
+
+
+def explain_size(cpu: str | int, memory: str | int) -> str:
+    """Say whether Fargate offers this cpu/memory pair, and if not, which values would
+    work (the message :func:`check_task_size` raises), without raising."""
+    try:
+        cpu_units, memory_mib = check_task_size(cpu, memory)
+    except FargateSizeError as error:
+        return str(error)
+    return (
+        f"{cpu_units} CPU units ({vcpu_label(cpu_units)}) with {memory_mib} MiB is a "
+        "Fargate task size."
+    )
 
 
 def register_error(cpu: str | int | None, memory: str | int | None) -> str | None:

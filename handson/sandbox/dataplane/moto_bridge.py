@@ -332,6 +332,25 @@ def _install_ecs() -> None:
         arns = [a for a in result.result["serviceArns"] if a not in inactive]
         return ActionResult({"serviceArns": arns})
 
+    @_wrap(cls, "list_task_definitions")
+    def list_task_definitions(self: Any, original: Callable[..., Any]) -> Any:
+        # AWS sorts by family and revision, ASC by default, and pages with maxResults;
+        # moto ignores sort and maxResults (so "sort=DESC, maxResults=1" found revision 1).
+        params = self._get_params()
+        arns = list(original(self).result["taskDefinitionArns"])
+
+        def key(arn: str) -> tuple[str, int]:
+            family, revision = arn.rsplit("/", 1)[-1].rsplit(":", 1)
+            return family, int(revision)
+
+        arns.sort(key=key, reverse=params.get("sort") == "DESC")
+        start = int(params.get("nextToken") or 0)
+        limit = int(params.get("maxResults") or 100)
+        page: dict[str, Any] = {"taskDefinitionArns": arns[start : start + limit]}
+        if start + limit < len(arns):
+            page["nextToken"] = str(start + limit)
+        return ActionResult(page)
+
     @_wrap(cls, "run_task")
     def run_task(self: Any, original: Callable[..., Any]) -> Any:
         account, region = _ctx(self)

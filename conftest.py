@@ -1,9 +1,12 @@
-"""nbval for the course notebooks: a private sandbox for their kernels, text/plain only.
+"""nbval for the course and solution notebooks: a private sandbox for their kernels,
+text/plain only.
 
 The kernels inherit this process's environment when they start, so the sandbox's
 settings are put in place just before the first notebook cell runs (before nbval starts
-the kernel). pandas' HTML tables change between pandas versions: only ``text/plain`` is
-compared (tooling-notes.md, nbval).
+the kernel). Before the first solution notebook, notebook 00 runs for the solutions'
+student, as a learner runs it before the exercises (``make outputs`` does the same).
+pandas' HTML tables change between pandas versions: only ``text/plain`` is compared
+(nbval compares every MIME type it is not told to skip).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from handson import sandbox
+from handson import course, sandbox
 from handson.sandbox.config import environment, private_config
 
 _state: dict[str, Any] = {}
@@ -32,7 +35,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if not _is_notebook_cell(item) or "config" in _state:
+    if not _is_notebook_cell(item):
+        return
+    _start_sandbox()
+    if item.path.parent == course.SOLUTIONS_DIR and not _state.get("prepared"):
+        _state["prepared"] = True
+        course.prepare_solutions()
+
+
+def _start_sandbox() -> None:
+    if "config" in _state:
         return
     # The same seed as `make outputs`, so most ids repeat; sanitize.cfg covers the rest.
     config = private_config(seed=7)
