@@ -25,7 +25,7 @@ test: $(STAMP)
 ## JupyterLab on the notebooks, with the sandbox running.
 lab: $(STAMP)
 	$(PY) -m handson sandbox start
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab  # from the project root: notebooks/, exercises/, solutions/
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)

@@ -7,6 +7,7 @@ replaces unhealthy ones and rolls out new versions.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -520,6 +521,187 @@ def scale_service(lab: Lab, count: int) -> None:
     lab.client("ecs").update_service(
         cluster=lab.name("cluster"), service=lab.name("app-service"), desiredCount=count
     )
+
+
+# ------------------------------------------------------- new versions, rollbacks
+
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_REVISION = re.compile(
+    r"^(arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/)?[A-Za-z0-9_-]{1,255}:\d+$"
+)
+ROLLBACK_EVENT = "rolling back to deployment"
+
+
+def _check_revision(task_definition_arn: str) -> str:
+    if not isinstance(task_definition_arn, str) or not _REVISION.match(task_definition_arn):
+        raise ConfigurationError(
+            f"task_definition_arn={task_definition_arn!r} is not a task definition revision: "
+            "pass the ARN register_revision returned (its .arn), or 'family:revision'."
+        )
+    return task_definition_arn
+
+
+def _with_tag(image: str, tag: str) -> str:
+    """``image`` (``repo:tag``, ``repo@sha256:...`` or ``repo``) pointing at ``tag``."""
+    repository = image.split("@", 1)[0]
+    if ":" in repository.rsplit("/", 1)[-1]:
+        repository = repository.rsplit(":", 1)[0]
+    return f"{repository}:{tag}"
+
+
+@step("Register a revision with another image tag")
+def register_revision(lab: Lab, *, image_tag: str) -> TaskDefinition:
+    """Register the next revision of the task definition the service runs, with one
+    change: the container's image tag. ECS keeps every revision (family:1, family:2...).
+
+    Calls DescribeServices and DescribeTaskDefinition, then RegisterTaskDefinition unless
+    the family's latest ACTIVE revision already says the same (running the cell again
+    reuses it). A tag that isn't in ECR gives a revision whose tasks can't start.
+    Chapter 7 (circuit breaker).
+    """
+    if not isinstance(image_tag, str) or not _IMAGE_TAG.match(image_tag):
+        raise ConfigurationError(
+            f"image_tag={image_tag!r} is not a valid image tag: use up to 128 letters, "
+            "digits, '_', '.' or '-', starting with a letter, digit or '_' (e.g. 'v9')."
+        )
+    service = describe_service(lab)
+    current = lab.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])[
+        "taskDefinition"
+    ]
+    spec = {k: v for k, v in dict(current).items() if k not in _READ_ONLY}
+    containers = [dict(c) for c in spec["containerDefinitions"]]
+    containers[0]["image"] = _with_tag(str(containers[0]["image"]), image_tag)
+    spec["containerDefinitions"] = containers
+    return ensure_task_definition(lab, spec)
+
+
+@step("Deploy a task definition revision")
+def deploy_revision(lab: Lab, task_definition_arn: str) -> str:
+    """Point the service at another task definition revision: ECS starts a rolling
+    deployment (new tasks first, within maximumPercent) and returns its id.
+
+    Calls DescribeTaskDefinition and DescribeServices, then UpdateService unless the
+    service's newest deployment already runs that revision (running the cell again starts
+    nothing new). A deregistered revision is refused with a hint. Chapter 7.
+    """
+    _check_revision(task_definition_arn)
+    definition = lab.client("ecs").describe_task_definition(taskDefinition=task_definition_arn)[
+        "taskDefinition"
+    ]
+    if definition.get("status") == "INACTIVE":
+        raise ConfigurationError(
+            f"{definition['taskDefinitionArn'].rsplit('/', 1)[-1]} is deregistered "
+            "(INACTIVE): ECS won't start new deployments of it. Register it again with "
+            "register_revision(lab, image_tag=...) and deploy the new revision."
+        )
+    service = describe_service(lab)
+    primary = service["deployments"][0]
+    if primary["taskDefinition"] == definition["taskDefinitionArn"]:
+        return str(primary["id"])
+    updated = lab.client("ecs").update_service(
+        cluster=lab.name("cluster"),
+        service=service["serviceName"],
+        taskDefinition=definition["taskDefinitionArn"],
+    )["service"]
+    return str(updated["deployments"][0]["id"])
+
+
+def wait_for_rollback(
+    lab: Lab,
+    deployment_id: str,
+    *,
+    timeout: float = 1800.0,
+    poll: float = 1.0,
+    max_poll: float = 10.0,
+) -> pd.DataFrame:
+    """Wait while the circuit breaker fails deployment ``deployment_id`` and rolls the
+    service back to the last deployment that completed, until the service is steady again.
+
+    Polls DescribeServices (less often while nothing changes, up to ``max_poll`` s). Returns
+    the service events since that deployment started, oldest first: the tasks that failed,
+    "deployment failed", "rolling back to deployment ...", "deployment completed". Raises
+    DeploymentError when the deployment succeeded instead, or failed without a rollback.
+    Chapter 7.
+    """
+    if not isinstance(deployment_id, str) or not deployment_id.startswith("ecs-svc/"):
+        raise ConfigurationError(
+            f"deployment_id={deployment_id!r}: pass the id deploy_revision returned "
+            "('ecs-svc/...')."
+        )
+    deadline = time.monotonic() + timeout
+    delay, last, since = poll, None, None
+    while True:
+        service = describe_service(lab)
+        deployments = service["deployments"]
+        primary = deployments[0]
+        mine = next((d for d in deployments if d["id"] == deployment_id), None)
+        if mine is not None and since is None:
+            since = mine.get("createdAt")
+        steady = (
+            len(deployments) == 1
+            and primary.get("rolloutState") == "COMPLETED"
+            and service["runningCount"] == service["desiredCount"]
+            and service["pendingCount"] == 0
+        )
+        if steady and primary["id"] == deployment_id:
+            raise DeploymentError(
+                f"Deployment {deployment_id} completed: its tasks started, so there was "
+                "nothing to roll back. To see the circuit breaker, deploy a revision whose "
+                "image tag is not in ECR (register_revision(lab, image_tag='does-not-exist'))."
+            )
+        if steady:
+            return _events_since(service, since)
+        if primary["id"] == deployment_id and primary.get("rolloutState") == "FAILED":
+            raise DeploymentError(
+                _failure_message(lab, primary)
+                + "\nThe circuit breaker did not roll back: the service needs "
+                "deploymentCircuitBreaker={'enable': True, 'rollback': True}."
+            )
+        state = (tuple(d["id"] for d in deployments), service["runningCount"])
+        delay = poll if state != last else min(delay * 1.5, max_poll)
+        last = state
+        if time.monotonic() > deadline:
+            events = "\n".join(e["message"] for e in service["events"][:5])
+            raise WaitTimeoutError(
+                f"The service was not steady again within {timeout:.0f} s. Latest events:\n{events}"
+            )
+        time.sleep(delay)
+
+
+def _events_since(service: dict[str, Any], since: Any) -> pd.DataFrame:
+    events = [e for e in service["events"] if since is None or e["createdAt"] >= since]
+    if since is None:
+        events = events[:10]
+    return pd.DataFrame(
+        [
+            {"time": pd.Timestamp(e["createdAt"]).tz_convert("UTC"), "message": e["message"]}
+            for e in reversed(events)
+        ],
+        columns=["time", "message"],
+    )
+
+
+@step("Deregister a task definition revision")
+def deregister_revision(lab: Lab, task_definition_arn: str) -> None:
+    """Deregister one revision (status INACTIVE): no new deployment or task can use it, and
+    the family's latest ACTIVE revision is again the one before it.
+
+    Calls DescribeServices and DescribeTaskDefinition, then DeregisterTaskDefinition unless
+    it is already INACTIVE (running the cell again is safe). The revision the service runs
+    is refused. Chapter 7.
+    """
+    _check_revision(task_definition_arn)
+    ecs = lab.client("ecs")
+    definition = ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+    arn = str(definition["taskDefinitionArn"])
+    service = describe_service(lab)
+    if arn in {d["taskDefinition"] for d in service["deployments"]}:
+        raise ConfigurationError(
+            f"The service still runs {arn.rsplit('/', 1)[-1]}: wait until the rollback is "
+            "over (wait_for_rollback) before deregistering it."
+        )
+    if definition.get("status") != "INACTIVE":
+        ecs.deregister_task_definition(taskDefinition=arn)
 
 
 # ----------------------------------------------------------------------- waits

@@ -7,9 +7,13 @@ IPs there; the ALB only sends traffic to targets that answer 200 on ``/health``.
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final
 
 import pandas as pd
@@ -22,6 +26,8 @@ from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutErr
 __all__ = [
     "Alb",
     "LoadBalancer",
+    "Probe",
+    "ProbeAnswer",
     "call_alb",
     "delete_alb",
     "ensure_alb",
@@ -30,7 +36,10 @@ __all__ = [
     "ensure_target_group",
     "get_alb",
     "show_alb_responses",
+    "show_probe",
     "show_target_health",
+    "start_probe",
+    "watch_targets",
 ]
 
 TARGET_PORT: Final = 3000
@@ -53,6 +62,14 @@ HEALTH_CHECK: Final[dict[str, Any]] = {
 TG_DELETE_ATTEMPTS: Final = 12
 TG_DELETE_PAUSE: Final = 5.0
 NOT_BUILT_HINT: Final = "Notebook 00 builds chapters 1-6, the ALB (chapter 3) included."
+# The traffic probe: a request every PROBE_INTERVAL seconds, for PROBE_MAX_SECONDS at most.
+PROBE_INTERVAL: Final = 0.1
+PROBE_MAX_SECONDS: Final = 900.0
+PROBE_TIMEOUT: Final = 10.0
+PROBE_COLUMNS: Final = ["answer", "failed", "requests", "first_at_s", "last_at_s"]
+WATCH_COLUMNS: Final = ["target", "state", "reason", "first_seen_s"]
+GONE: Final = "(gone)"
+MAX_TARGETS: Final = 10
 TARGET_HEALTH_COLUMNS: Final = [
     "target",
     "port",
@@ -407,6 +424,257 @@ def show_alb_responses(
             }
         )
     return pd.DataFrame(rows, columns=["method", "path", "status", "body"])
+
+
+# ------------------------------------------------------------- watch a rollout
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """One probe request: when it was sent (seconds after the probe started), the HTTP
+    status (0 when no answer came back), the app's ``version`` and the error, if any."""
+
+    at: float
+    status: int
+    version: str = ""
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """A 5xx from the ALB or the app, or no answer at all: a request a user would lose."""
+        return self.status == 0 or self.status >= 500
+
+    @property
+    def answer(self) -> str:
+        """How the summary names this answer: ``version 2.0.0``, ``failed: HTTP 502``..."""
+        if self.status == 0:
+            return f"failed: {self.error or 'no answer'}"
+        if self.failed:
+            return f"failed: HTTP {self.status}"
+        if self.version:
+            return f"version {self.version}"
+        return f"HTTP {self.status}"
+
+
+class Probe:
+    """Requests sent to the ALB one after another in a background thread, as a user of the
+    API would; made by :func:`start_probe`. ``stop()`` ends it and returns the summary.
+
+    Also a context manager: ``with start_probe(lab) as probe: ...`` stops it on leaving.
+    """
+
+    def __init__(
+        self, lab: Lab, url: str, *, interval: float, max_seconds: float, timeout: float
+    ) -> None:
+        self.url = url
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self._lab = lab
+        self._timeout = timeout
+        self._answers: list[ProbeAnswer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="handson-probe", daemon=True)
+
+    def start(self) -> Probe:
+        """Start sending requests in the background thread; returns the probe."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            at = time.monotonic() - self._started
+            if at >= self.max_seconds:
+                return
+            try:
+                response = self._lab.http("GET", self.url, timeout=self._timeout)
+                answer = ProbeAnswer(round(at, 3), response.status, _version(response.text))
+            except Exception as error:  # a lost request, whatever the cause
+                answer = ProbeAnswer(round(at, 3), 0, error=type(error).__name__)
+            with self._lock:
+                self._answers.append(answer)
+            self._stop.wait(self.interval)
+
+    @property
+    def running(self) -> bool:
+        """Whether requests are still being sent (False after stop() or max_seconds)."""
+        return self._thread.is_alive()
+
+    @property
+    def answers(self) -> list[ProbeAnswer]:
+        """Every request so far, oldest first."""
+        with self._lock:
+            return list(self._answers)
+
+    @property
+    def requests(self) -> int:
+        """How many requests were sent so far."""
+        return len(self.answers)
+
+    @property
+    def failed(self) -> int:
+        """How many requests failed (5xx or no answer)."""
+        return sum(a.failed for a in self.answers)
+
+    @property
+    def versions(self) -> dict[str, int]:
+        """Successful answers per app version, e.g. ``{"1.0.0": 40, "2.0.0": 35}``."""
+        counts: dict[str, int] = {}
+        for a in self.answers:
+            if not a.failed and a.version:
+                counts[a.version] = counts.get(a.version, 0) + 1
+        return counts
+
+    def summary(self) -> pd.DataFrame:
+        """One row per kind of answer, in the order first seen: how many, first and last."""
+        rows: dict[str, dict[str, Any]] = {}
+        for a in self.answers:
+            row = rows.setdefault(
+                a.answer,
+                {"answer": a.answer, "failed": a.failed, "requests": 0, "first_at_s": a.at},
+            )
+            row["requests"] += 1
+            row["last_at_s"] = a.at
+        return pd.DataFrame(list(rows.values()), columns=PROBE_COLUMNS)
+
+    def stop(self) -> pd.DataFrame:
+        """Stop sending requests (the one in flight finishes) and return the summary."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(self._timeout + 1.0)
+        return self.summary()
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"Probe({self.url}, {state}, {self.requests} requests, {self.failed} failed, "
+            f"versions={self.versions})"
+        )
+
+
+_probes: weakref.WeakKeyDictionary[Lab, Probe] = weakref.WeakKeyDictionary()
+_probes_lock = threading.Lock()
+
+
+def _version(text: str) -> str:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    return str(body.get("version", "")) if isinstance(body, dict) else ""
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{name}={value!r}: give a number of seconds above 0.")
+
+
+@step("Probe the API through the ALB")
+def start_probe(
+    lab: Lab,
+    path: str = "/",
+    *,
+    interval: float = PROBE_INTERVAL,
+    max_seconds: float = PROBE_MAX_SECONDS,
+) -> Probe:
+    """Start calling the API through the ALB in the background, one request after another,
+    like users would during a deployment; the ALB spreads them over its healthy targets.
+
+    Calls DescribeLoadBalancers once, then sends ``GET path`` every ``interval`` seconds
+    until ``probe.stop()`` or ``max_seconds``. A probe still running for this lab is
+    stopped first, so running the cell again is safe. Chapter 7 (rolling update).
+    """
+    _check_path(path)
+    _check_positive("interval", interval)
+    _check_positive("max_seconds", max_seconds)
+    url = f"http://{_load_balancer(lab)['DNSName']}{path}"
+    with _probes_lock:
+        previous = _probes.get(lab)
+        if previous is not None:
+            previous.stop()
+        probe = Probe(lab, url, interval=interval, max_seconds=max_seconds, timeout=PROBE_TIMEOUT)
+        _probes[lab] = probe
+    return probe.start()
+
+
+def show_probe(probe: Probe) -> pd.DataFrame:
+    """What the probe's requests got so far: one row per app version (or failure) with the
+    number of requests and when it was first and last seen. No AWS call."""
+    if not isinstance(probe, Probe):
+        raise ConfigurationError(
+            f"probe={probe!r}: pass what start_probe(lab) returned, e.g. "
+            "probe = handson.loadbalancer.start_probe(lab)."
+        )
+    return probe.summary()
+
+
+@step("Watch the targets' health")
+def watch_targets(
+    lab: Lab, *, until_healthy: int, timeout: float = 600.0, poll: float = 0.25
+) -> pd.DataFrame:
+    """Watch the target group while the service adds or removes tasks: each target's
+    states as the ALB reports them (initial, healthy, draining...) and when each was first
+    seen, until exactly ``until_healthy`` targets are registered, all healthy.
+
+    Polls DescribeTargetGroups once, then DescribeTargetHealth every ``poll`` seconds. A
+    deregistered target stays ``draining`` for the deregistration delay (60 s here) before
+    it is gone. Raises WaitTimeoutError after ``timeout`` seconds. Chapter 7.
+    """
+    if (
+        isinstance(until_healthy, bool)
+        or not isinstance(until_healthy, int)
+        or not 0 <= until_healthy <= MAX_TARGETS
+    ):
+        raise ConfigurationError(
+            f"until_healthy={until_healthy!r}: give the number of tasks the service should "
+            f"settle at, a whole number from 0 to {MAX_TARGETS} (the desired count)."
+        )
+    _check_positive("timeout", timeout)
+    _check_positive("poll", poll)
+    arn = _target_group(lab)["TargetGroupArn"]
+    elb = lab.client("elbv2")
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    last: dict[str, tuple[str, str]] = {}
+    while True:
+        at = round(time.monotonic() - started, 2)
+        seen: dict[str, tuple[str, str]] = {}
+        for d in elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
+            target = f"{d['Target']['Id']}:{d['Target'].get('Port', TARGET_PORT)}"
+            health = d["TargetHealth"]
+            seen[target] = (str(health.get("State", "")), str(health.get("Reason", "")))
+        for target in [t for t in last if t not in seen and last[t][0] != GONE]:
+            seen[target] = (GONE, "")
+        for target, (state, reason) in seen.items():
+            if last.get(target) != (state, reason):
+                rows.append(
+                    {"target": target, "state": state, "reason": reason, "first_seen_s": at}
+                )
+        last.update(seen)
+        listed = [state for state, _ in seen.values() if state != GONE]
+        if len(listed) == until_healthy and all(state == "healthy" for state in listed):
+            return pd.DataFrame(rows, columns=WATCH_COLUMNS)
+        if time.monotonic() - started > timeout:
+            now = ", ".join(f"{t} {s}" for t, (s, _) in seen.items() if s != GONE) or "none"
+            raise WaitTimeoutError(
+                f"The target group did not settle at {until_healthy} healthy targets within "
+                f"{timeout:.0f} s (targets now: {now}). Look at handson.loadbalancer."
+                "show_target_health(lab) and handson.ecs.show_service_events(lab), then run "
+                "the cell again."
+            )
+        time.sleep(poll)
 
 
 # ------------------------------------------------------------------- delete

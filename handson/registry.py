@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import sh
 from handson.connection import Lab
 from handson.errors import step
 from handson.exceptions import ConfigurationError, DockerError, HandsonError
+from handson.sandbox.config import load_config
 from handson.sandbox.dataplane.images import (
     OCI_MANIFEST_MEDIA_TYPE,
     build_manifest,
@@ -36,12 +39,16 @@ __all__ = [
     "PULL_ACTIONS",
     "PushedImage",
     "Repository",
+    "app_version",
+    "apps_dir",
+    "copy_app",
     "delete_repository",
     "ensure_repository",
     "ensure_repository_policy",
     "get_repository",
     "push_commands",
     "push_image",
+    "set_app_version",
     "show_images",
 ]
 
@@ -82,6 +89,10 @@ _DOCKER_ADVICE = {
     "notebook 00 if the repository is missing.",
 }
 _TAIL_LINES = 12
+# The app's version line in main.py, which GET / answers as "version".
+_VERSION_LINE = re.compile(r'^VERSION = "(?P<version>[^"\n]*)"$', re.MULTILINE)
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
+_COPY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -271,6 +282,96 @@ def show_images(lab: Lab) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["tags", "digest", "pushed_at", "size_mb"])
     return frame.sort_values("pushed_at", ascending=False, ignore_index=True)
+
+
+# ------------------------------------------------------------ the app's working copy
+
+
+def apps_dir(lab: Lab) -> Path:
+    """Where the learner's copies of the app live: ``$HANDSON_HOME/apps/<student>/<P-E>``
+    (``~/.handson`` by default), outside the kit's git repository."""
+    return load_config().home / "apps" / lab.student / lab.prefix
+
+
+def copy_app(lab: Lab, name: str = "v2") -> Path:
+    """A working copy of the app (``app/``: main.py, requirements.txt, Dockerfile) to change
+    and push, like a checkout of the series' API repository. No AWS call.
+
+    The copy is ``$HANDSON_HOME/apps/<student>/<P-E>/<name>``. An existing copy is kept as
+    it is (your changes stay), so running the cell again is safe. Returns its path.
+    """
+    if not isinstance(name, str) or not _COPY_NAME.match(name):
+        raise ConfigurationError(
+            f"name={name!r}: name the copy with letters, digits, '.', '_' or '-' "
+            "(up to 64), e.g. 'v2'."
+        )
+    target = apps_dir(lab) / name
+    if (target / "Dockerfile").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Copy next to the target, then rename: an interrupted copy never looks finished.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        shutil.copytree(
+            APP_DIR,
+            staging / "app",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"),
+        )
+        if target.exists():
+            shutil.rmtree(target)  # a half-made copy without a Dockerfile
+        (staging / "app").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def app_version(context: Path) -> str:
+    """The ``VERSION`` an app's main.py declares (what ``GET /`` answers). No AWS call."""
+    main = _main_file(Path(context))
+    found = _VERSION_LINE.search(main.read_text(encoding="utf-8"))
+    if found is None:
+        raise ConfigurationError(
+            f'{main} has no line VERSION = "...". Make a fresh copy with '
+            "copy_app(lab, name=...) and change that line."
+        )
+    return found.group("version")
+
+
+def set_app_version(context: Path, version: str) -> str:
+    """Change the ``VERSION`` line of a copy's main.py, the change ``GET /`` will show once
+    the new image runs. No AWS call; returns the version it replaced.
+
+    The kit's own ``app/`` is never edited: change a copy made by :func:`copy_app`. Setting
+    the version it already has changes nothing, so running the cell again is safe.
+    """
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ConfigurationError(
+            f"version={version!r}: use up to 32 letters, digits, '.', '+', '_' or '-', "
+            "e.g. '2.0.0'."
+        )
+    context = Path(context).resolve()
+    if context == APP_DIR:
+        raise ConfigurationError(
+            f"{context} is the kit's own app, which the other exercises deploy as 1.0.0. "
+            "Change a copy instead: app_dir = handson.registry.copy_app(lab)."
+        )
+    previous = app_version(context)
+    if previous != version:
+        main = _main_file(context)
+        text = main.read_text(encoding="utf-8")
+        main.write_text(
+            _VERSION_LINE.sub(f'VERSION = "{version}"', text, count=1), encoding="utf-8"
+        )
+    return previous
+
+
+def _main_file(context: Path) -> Path:
+    main = context / "main.py"
+    if not main.is_file():
+        raise ConfigurationError(
+            f"{context} has no main.py. Pass the directory copy_app(lab) returned."
+        )
+    return main
 
 
 # --------------------------------------------------------------------- helpers

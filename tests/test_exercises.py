@@ -9,7 +9,7 @@ import nbformat
 import papermill as pm
 import pytest
 
-from handson import chapters, ecs, exercises
+from handson import chapters, checks, course, ecs, exercises
 
 SOLUTIONS = sorted(exercises.SOLUTIONS_DIR.glob("*.ipynb"))
 STUB = "raise NotImplementedError()"
@@ -91,3 +91,15 @@ def test_an_exercise_stops_at_its_first_stub_with_the_stub_error(
     source = nbformat.read(exercise, as_version=4)
     stub_source = source.cells[_first_stub(source)].source
     assert len(errored) == 1 and executed.cells[errored[0]].source == stub_source
+
+
+@pytest.mark.slow
+def test_the_solutions_also_run_after_notebook_07(make_lab, tmp_path: Path) -> None:
+    """Notebook 07 and the exercises build the same resources: a learner who ran 07
+    first gets through every solution, each ending with its check passing."""
+    student = make_lab().student
+    for key in ["00", "07", *course.solution_keys()]:
+        course.run_notebook(key, tmp_path / Path(key).name, {"student": student})
+    lab = make_lab(student=student)
+    results = {name: checks.check(lab, name) for name in checks.names()}
+    assert all(r.passed for r in results.values()), {n: r.failing for n, r in results.items()}

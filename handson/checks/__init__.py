@@ -9,6 +9,19 @@ sandbox and on real AWS. ``names()`` lists the checks in the order of the exerci
 # Imported in the order of the exercises: each module registers its checks.
 from handson.checks import task_definition  # noqa: I001  (order matters)
 from handson.checks import service
+from handson.checks import break_and_fix
+from handson.checks import version2
+from handson.checks import scaling
 from handson.checks.base import CheckResult, Criterion, check, names
 
-__all__ = ["CheckResult", "Criterion", "check", "names", "service", "task_definition"]
+__all__ = [
+    "CheckResult",
+    "Criterion",
+    "break_and_fix",
+    "check",
+    "names",
+    "scaling",
+    "service",
+    "task_definition",
+    "version2",
+]

@@ -30,6 +30,7 @@ __all__ = [
     "ANNOTATION_CONFIG",
     "ANNOTATION_CONTEXT",
     "ANNOTATION_DOCKERFILE",
+    "ANNOTATION_FILES",
     "OCI_CONFIG_MEDIA_TYPE",
     "OCI_MANIFEST_MEDIA_TYPE",
     "ImageConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "LocalImage",
     "build_manifest",
     "container_command",
+    "context_files_digest",
     "image_digest",
     "parse_dockerfile",
     "parse_image_uri",
@@ -48,6 +50,12 @@ OCI_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 ANNOTATION_CONTEXT = "dev.handson.context"
 ANNOTATION_DOCKERFILE = "dev.handson.dockerfile"
 ANNOTATION_CONFIG = "dev.handson.config"
+# A hash of the build context's files: like a real build, changed files give a new digest.
+ANNOTATION_FILES = "dev.handson.files"
+# Directories a build context never needs (caches, virtualenvs, VCS metadata).
+_SKIPPED_DIRS = frozenset(
+    {"__pycache__", ".git", ".venv", "node_modules", ".ipynb_checkpoints", ".pytest_cache"}
+)
 
 # Docker's defaults for HEALTHCHECK flags that the Dockerfile leaves out.
 _HEALTHCHECK_DEFAULTS: dict[str, float] = {
@@ -560,14 +568,34 @@ def _oci_config_blob(config: ImageConfig) -> bytes:
     return _canonical_json(blob).encode("utf-8")
 
 
+def context_files_digest(context_dir: Path) -> str:
+    """``sha256:<hex>`` over the context's file names and contents (caches skipped), so that
+    editing a file and pushing again gives a new image digest, as ``docker build`` would."""
+    root = Path(context_dir)
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        return "sha256:" + digest.hexdigest()
+    files = sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.name.endswith(".pyc")
+        and not _SKIPPED_DIRS.intersection(path.relative_to(root).parts)
+    )
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
+
+
 def build_manifest(
     context_dir: Path, config: ImageConfig, *, dockerfile: str = "Dockerfile"
 ) -> str:
     """OCI image manifest JSON for a sandbox image, ready for ``ecr.put_image``.
 
-    The annotations record the build context (as an absolute path), the Dockerfile name and
-    the parsed config; there are no layers because the sandbox runs the context in place.
-    The same input always gives the same text, hence the same digest.
+    The annotations record the build context (as an absolute path), a hash of its files,
+    the Dockerfile name and the parsed config; there are no layers because the sandbox runs
+    the context in place. The same input always gives the same text, hence the same digest.
     """
     blob = _oci_config_blob(config)
     manifest = {
@@ -581,6 +609,7 @@ def build_manifest(
         "layers": [],
         "annotations": {
             ANNOTATION_CONTEXT: Path(context_dir).resolve().as_posix(),
+            ANNOTATION_FILES: context_files_digest(context_dir),
             ANNOTATION_DOCKERFILE: dockerfile,
             ANNOTATION_CONFIG: _canonical_json(config.to_dict()),
         },

@@ -1,0 +1,733 @@
+"""Break and fix (exercise 4): one fault in the learner's own, working chapter-7 deployment.
+
+``handson.faults.apply(lab)`` changes one thing in the account with ordinary AWS API calls,
+so the same lab runs on the sandbox and on real AWS. The learner then reads what AWS says
+(stopped tasks, service events, target health, logs: the article's troubleshooting
+section), repairs it, restarts the service, and runs ``handson.checks.check(lab,
+"07-break-and-fix")``. Each student gets a fault of their own (:func:`pick`); the
+instructor may name one instead.
+
+Every fault is in the *environment* (ECR, IAM, the target group, the routes), not in the
+task definition: the service's circuit breaker rolls a bad revision back by itself, but a
+rollback does not bring back a deleted image, policy or route, so the fault stays until
+the learner repairs it. The faults that only bite when a task starts (image, secret policy,
+route) stop the running tasks, as AWS does when it replaces tasks, so the symptom shows.
+
+The faults (``FAULTS``):
+
+- ``image-tag``: the image tag the task definition names is deleted from ECR;
+- ``secret-policy``: the execution role loses its inline policy for the DB secret;
+- ``health-check-path``: the target group checks a path the app does not serve;
+- ``container-port``: the target group checks a port the container does not listen on;
+- ``nat-route``: a private route table loses its 0.0.0.0/0 route to the NAT gateway.
+
+Coming with the sandbox's memory and security-group enforcement: an out-of-memory
+container (a task memory below what the app uses) and a removed ALB -> ECS security-group
+rule (port 3000 from the ALB's group).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from handson import database, ecs, iam, loadbalancer, network, registry
+from handson.connection import Lab
+from handson.errors import step
+from handson.exceptions import (
+    ConfigurationError,
+    DeploymentError,
+    NotFoundError,
+    WaitTimeoutError,
+)
+
+__all__ = [
+    "FAULTS",
+    "FAULT_TAG",
+    "AppliedFault",
+    "Assessment",
+    "Fault",
+    "Repair",
+    "applied",
+    "apply",
+    "assess",
+    "pick",
+    "repair",
+    "repaired",
+    "show_fault",
+    "symptom",
+    "wait_for_symptom",
+]
+
+# The service's tags that say which fault was applied, and when (UTC, ISO 8601).
+FAULT_TAG: Final = "handson:fault"
+APPLIED_AT_TAG: Final = "handson:fault-applied-at"
+# What the faults put in place of the chapter's settings.
+WRONG_HEALTH_CHECK_PATH: Final = "/healthz"
+# The ECS security group lets the ALB in on 80 and 3000: on port 80 nothing listens, so
+# the health check is refused (Target.FailedHealthChecks), on AWS as on the sandbox.
+WRONG_HEALTH_CHECK_PORT: Final = "80"
+# The zone whose private route table loses its NAT route (the first of the two).
+NAT_ROUTE_ZONE_INDEX: Final = 0
+STOP_REASON: Final = "Stopped for the break-and-fix lab (handson.faults.apply)"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault of the lab: its title, what the learner will see, where to look, and the
+    documented repair (the library calls that undo it)."""
+
+    name: str
+    title: str
+    repaired_when: str
+    symptom: str
+    look_at: str
+    repair: str
+
+
+RESTART: Final = (
+    " Then restart the service: handson.ecs.restart_service(lab) and "
+    "handson.ecs.wait_for_rollout(lab)."
+)
+
+FAULTS: Final[dict[str, Fault]] = {
+    "image-tag": Fault(
+        name="image-tag",
+        title="the image tag is not in ECR",
+        repaired_when="the task definition's image tag is in ECR",
+        symptom="New tasks stop with CannotPullContainerError: ... failed to resolve ref "
+        "<repository>:latest: not found; the service has no running task and the ALB "
+        "answers 503.",
+        look_at="handson.ecs.show_stopped_tasks(lab), handson.registry.show_images(lab)",
+        repair="Push the image again: handson.registry.push_image(lab)." + RESTART,
+    ),
+    "secret-policy": Fault(
+        name="secret-policy",
+        title="the execution role may not read the DB secret",
+        repaired_when="the execution role may read the DB secret",
+        symptom="New tasks stop with ResourceInitializationError: unable to pull secrets or "
+        "registry auth ... AccessDeniedException ... is not authorized to perform: "
+        "secretsmanager:GetSecretValue.",
+        look_at="handson.ecs.show_stopped_tasks(lab), handson.iam.show_roles(lab)",
+        repair="Put the execution role's inline policy back: "
+        "handson.iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)."
+        + RESTART,
+    ),
+    "health-check-path": Fault(
+        name="health-check-path",
+        title="the target group checks the wrong path",
+        repaired_when="the target group checks GET /health",
+        symptom="Targets turn unhealthy with Target.ResponseCodeMismatch (Health checks failed "
+        "with these codes: [404]); ECS stops them (Task failed ELB health checks) and "
+        "starts new ones, again and again.",
+        look_at="handson.loadbalancer.show_target_health(lab), "
+        "handson.ecs.show_service_events(lab)",
+        repair="Put the chapter's health check back on the target group (GET /health on the "
+        "traffic port): handson.loadbalancer.ensure_target_group(lab, "
+        "vpc_id=pre.network.vpc_id)." + RESTART,
+    ),
+    "container-port": Fault(
+        name="container-port",
+        title="the target group checks a port the container does not listen on",
+        repaired_when="the target group checks the traffic port (3000)",
+        symptom="Targets turn unhealthy with Target.FailedHealthChecks (Health checks failed): "
+        "nothing answers on the health check port; ECS stops them (Task failed ELB health "
+        "checks) and starts new ones, again and again.",
+        look_at="handson.loadbalancer.show_target_health(lab) (the port column), "
+        "handson.ecs.show_service_events(lab)",
+        repair="Check the traffic port (3000, the container's) again: "
+        "handson.loadbalancer.ensure_target_group(lab, vpc_id=pre.network.vpc_id)." + RESTART,
+    ),
+    "nat-route": Fault(
+        name="nat-route",
+        title="a private subnet has no route to the NAT gateway",
+        repaired_when="every private route table sends 0.0.0.0/0 to a NAT gateway",
+        symptom="Tasks in one private subnet stop with ResourceInitializationError: ... There "
+        "is a connection issue between the task and Amazon ECR ... i/o timeout; tasks in the "
+        "other zone run.",
+        look_at="handson.ecs.show_stopped_tasks(lab) (the availability_zone column), "
+        "handson.network.show_network(lab) (the route tables)",
+        repair="Give the private route tables their 0.0.0.0/0 route to the NAT gateways "
+        "again: handson.network.ensure_nat_gateways(lab, enabled=True)." + RESTART,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class AppliedFault:
+    """A fault recorded on the service: its name, the service and when it was applied.
+
+    From :func:`apply`, ``changed`` says whether the account was changed now (False when
+    the fault was in place already) and ``stopped_tasks`` which tasks were stopped so that
+    their replacements meet the fault.
+    """
+
+    name: str
+    service: str
+    applied_at: str
+    changed: bool = False
+    stopped_tasks: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        # The notebook shows this after apply(): it doesn't give the answer away.
+        return (
+            f"A fault was applied to {self.service} at {self.applied_at}. Find out what AWS "
+            "says is wrong (stuck? handson.faults.show_fault(lab) names it)."
+        )
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Whether a fault is repaired in the account: what was seen, and what to do if not."""
+
+    repaired: bool
+    saw: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What :func:`assess` read: the service, the fault recorded on it (None when none
+    was applied), whether it is repaired, and what AWS reports about it ("" for nothing)."""
+
+    service: dict[str, Any]
+    applied: AppliedFault | None
+    state: Repair | None
+    symptom: str
+
+    @property
+    def fault(self) -> Fault | None:
+        return None if self.applied is None else FAULTS[self.applied.name]
+
+    @property
+    def target_group_arn(self) -> str:
+        return _target_group_arn(self.service)
+
+
+# ------------------------------------------------------------------ choosing
+
+
+def pick(student: str) -> str:
+    """The default fault of a student, the same in every process and on every machine.
+
+    The name's trailing number moves one fault on, so student01 and student02 (neighbours
+    in the classroom) get different faults; the rest of the name, hashed, picks the start.
+    """
+    names = list(FAULTS)
+    match = re.fullmatch(r"(.*?)(\d*)", student)
+    stem, number = (match.group(1), match.group(2)) if match else (student, "")
+    start = int(hashlib.sha256(stem.encode()).hexdigest(), 16)
+    return names[(start + int(number or 0)) % len(names)]
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or name not in FAULTS:
+        raise ConfigurationError(
+            f"fault={name!r} is not one of the lab's faults: {', '.join(FAULTS)} "
+            "(or None for the student's own)."
+        )
+    return name
+
+
+# ------------------------------------------------------------- what is there
+
+
+def _service_tags(lab: Lab, service_arn: str) -> dict[str, str]:
+    tags = lab.client("ecs").list_tags_for_resource(resourceArn=service_arn)["tags"]
+    return {t["key"]: t["value"] for t in tags}
+
+
+def _record(lab: Lab, service: dict[str, Any]) -> AppliedFault | None:
+    tags = _service_tags(lab, service["serviceArn"])
+    name = tags.get(FAULT_TAG)
+    if name not in FAULTS:
+        return None
+    return AppliedFault(name, service["serviceName"], tags.get(APPLIED_AT_TAG, ""))
+
+
+@step("Look up the applied fault")
+def applied(lab: Lab) -> AppliedFault | None:
+    """The fault recorded on the service's ``handson:fault`` tag, or None.
+
+    Calls DescribeServices and ListTagsForResource. Read-only.
+    """
+    return _record(lab, ecs.describe_service(lab))
+
+
+def _service_image(lab: Lab, service: dict[str, Any]) -> tuple[str, str]:
+    """(repository, tag) of the image the service's task definition runs."""
+    definition = lab.client("ecs").describe_task_definition(
+        taskDefinition=service["taskDefinition"]
+    )["taskDefinition"]
+    image = str(definition["containerDefinitions"][0]["image"])
+    path = image.split("/", 1)[-1]
+    if "@" in path:
+        raise ConfigurationError(
+            f"The service runs {image}, pinned by digest: the image-tag fault needs a tag "
+            "(the chapter's :latest)."
+        )
+    repository, _, tag = path.partition(":")
+    return repository, tag or "latest"
+
+
+def _target_group_arn(service: dict[str, Any]) -> str:
+    balancers = service.get("loadBalancers") or []
+    if not balancers:
+        raise NotFoundError(
+            f"The service {service['serviceName']} has no target group.",
+            code="TargetGroupNotFound",
+            operation="DescribeServices",
+            hint="Create the service of chapter 7 behind the ALB (exercise 3).",
+        )
+    return str(balancers[0]["targetGroupArn"])
+
+
+def _target_group(lab: Lab, service: dict[str, Any]) -> dict[str, Any]:
+    found = lab.client("elbv2").describe_target_groups(TargetGroupArns=[_target_group_arn(service)])
+    return dict(found["TargetGroups"][0])
+
+
+def _private_route_tables(lab: Lab) -> list[tuple[str, dict[str, Any] | None]]:
+    """(name, route table or None) of the private route tables, zone by zone."""
+    names = [lab.name(f"private-rt-{zone[-1]}") for zone in network.availability_zones(lab)]
+    found = lab.client("ec2").describe_route_tables(
+        Filters=[{"Name": "tag:Name", "Values": names}, *lab.tag_filters()]
+    )["RouteTables"]
+    by_name = {
+        next((t["Value"] for t in table.get("Tags", []) if t["Key"] == "Name"), ""): table
+        for table in found
+    }
+    return [(name, by_name.get(name)) for name in names]
+
+
+def _nat_route(table: dict[str, Any]) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in table.get("Routes", [])
+            if r.get("DestinationCidrBlock") == network.ANYWHERE and r.get("NatGatewayId")
+        ),
+        None,
+    )
+
+
+# ------------------------------------------------------------------ breaking
+
+
+def _break_image_tag(lab: Lab, service: dict[str, Any]) -> bool:
+    repository, tag = _service_image(lab, service)
+    deleted = lab.client("ecr").batch_delete_image(
+        repositoryName=repository, imageIds=[{"imageTag": tag}]
+    )
+    return bool(deleted.get("imageIds"))
+
+
+def _break_secret_policy(lab: Lab, service: dict[str, Any]) -> bool:
+    try:
+        lab.client("iam").delete_role_policy(
+            RoleName=lab.name("ecs-execution-role"), PolicyName=lab.name("ecs-execution-policy")
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "NoSuchEntity":
+            return False
+        raise
+    return True
+
+
+def _break_health_check(lab: Lab, service: dict[str, Any], **wrong: str) -> bool:
+    group = _target_group(lab, service)
+    if all(group.get(key) == value for key, value in wrong.items()):
+        return False
+    lab.client("elbv2").modify_target_group(TargetGroupArn=group["TargetGroupArn"], **wrong)
+    return True
+
+
+def _break_nat_route(lab: Lab, service: dict[str, Any]) -> bool:
+    name, table = _private_route_tables(lab)[NAT_ROUTE_ZONE_INDEX]
+    if table is None:
+        raise NotFoundError(
+            f"The route table {name} doesn't exist.",
+            code="InvalidRouteTableID.NotFound",
+            operation="DescribeRouteTables",
+            hint=network.NOT_BUILT_HINT,
+        )
+    if _nat_route(table) is None:
+        return False
+    lab.client("ec2").delete_route(
+        RouteTableId=table["RouteTableId"], DestinationCidrBlock=network.ANYWHERE
+    )
+    return True
+
+
+BREAKS: Final[dict[str, Callable[[Lab, dict[str, Any]], bool]]] = {
+    "image-tag": _break_image_tag,
+    "secret-policy": _break_secret_policy,
+    "health-check-path": lambda lab, service: _break_health_check(
+        lab, service, HealthCheckPath=WRONG_HEALTH_CHECK_PATH
+    ),
+    "container-port": lambda lab, service: _break_health_check(
+        lab, service, HealthCheckPort=WRONG_HEALTH_CHECK_PORT
+    ),
+    "nat-route": _break_nat_route,
+}
+# Faults that bite only when a task starts: the running tasks are stopped so that their
+# replacements meet them (a health check change bites the running targets at once).
+AT_START: Final = frozenset({"image-tag", "secret-policy", "nat-route"})
+
+
+def _working(service: dict[str, Any]) -> bool:
+    deployments = service["deployments"]
+    return (
+        service["status"] == "ACTIVE"
+        and service["desiredCount"] > 0
+        and len(deployments) == 1
+        and deployments[0].get("rolloutState") == "COMPLETED"
+        and service["runningCount"] == service["desiredCount"]
+    )
+
+
+def _stop_running_tasks(lab: Lab, service: dict[str, Any]) -> tuple[str, ...]:
+    ecs_client = lab.client("ecs")
+    arns = ecs_client.list_tasks(
+        cluster=service["clusterArn"], serviceName=service["serviceName"], desiredStatus="RUNNING"
+    )["taskArns"]
+    for arn in arns:
+        ecs_client.stop_task(cluster=service["clusterArn"], task=arn, reason=STOP_REASON)
+    return tuple(arn.rsplit("/", 1)[-1] for arn in arns)
+
+
+@step("Apply the break-and-fix fault")
+def apply(lab: Lab, name: str | None = None) -> AppliedFault:
+    """Break one thing in the student's working deployment with ordinary AWS calls (ECR
+    BatchDeleteImage, IAM DeleteRolePolicy, ELB ModifyTargetGroup or EC2 DeleteRoute),
+    stop the running tasks where the fault only bites at start, and tag the service
+    ``handson:fault=<name>`` (TagResource) so the check knows which fault to look at.
+
+    ``name`` is one of ``FAULTS`` (None: the student's own, :func:`pick`). Re-running it
+    for the same fault is safe; another fault is refused while one is not repaired yet.
+    """
+    name = _check_name(pick(lab.student) if name is None else name)
+    try:
+        service = ecs.describe_service(lab)
+    except NotFoundError as error:
+        raise NotFoundError(
+            f"There is no service to break yet: {error.message}",
+            code=error.code,
+            operation=error.operation,
+            hint="Deploy chapter 7 first (notebook 07, or exercises 1-3) and wait until it "
+            "is steady.",
+        ) from error
+    before = _record(lab, service)
+    if before is not None and before.name != name and not repaired(lab, before.name).repaired:
+        raise ConfigurationError(
+            f"Another fault ({before.name}) is applied and not repaired yet: repair it first "
+            "(handson.faults.repair(lab), then handson.ecs.restart_service(lab)), or run "
+            f"apply(lab, {before.name!r}) again."
+        )
+    if (before is None or before.name != name) and not _working(service):
+        raise DeploymentError(
+            f"The service {service['serviceName']} isn't working yet "
+            f"({len(service['deployments'])} deployment(s), rollout "
+            f"{service['deployments'][0].get('rolloutState')}, {service['runningCount']} of "
+            f"{service['desiredCount']} tasks running): the lab breaks a working deployment. "
+            "Wait for it (handson.ecs.wait_for_rollout(lab)) and run this cell again."
+        )
+    changed = BREAKS[name](lab, service)
+    applied_at = before.applied_at if before is not None and before.name == name else ""
+    if changed or not applied_at:
+        applied_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lab.client("ecs").tag_resource(
+            resourceArn=service["serviceArn"],
+            tags=[{"key": FAULT_TAG, "value": name}, {"key": APPLIED_AT_TAG, "value": applied_at}],
+        )
+    stopped = _stop_running_tasks(lab, service) if changed and name in AT_START else ()
+    return AppliedFault(name, service["serviceName"], applied_at, changed, stopped)
+
+
+# ----------------------------------------------------------------- repaired?
+
+
+def _repaired_image_tag(lab: Lab, service: dict[str, Any]) -> Repair:
+    repository, tag = _service_image(lab, service)
+    ecr = lab.client("ecr")
+    try:
+        found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("ImageNotFoundException",):
+            raise
+        return Repair(False, f"{repository}:{tag} is not in ECR", FAULTS["image-tag"].repair)
+    digest = found["imageDetails"][0]["imageDigest"]
+    return Repair(True, f"{repository}:{tag} is in ECR ({digest[:19]})", "")
+
+
+def _allows(statement: dict[str, Any], action: str, resource: str) -> bool:
+    def listed(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    return (
+        statement.get("Effect") == "Allow"
+        and any(fnmatch.fnmatchcase(action, a) for a in listed(statement.get("Action")))
+        and any(fnmatch.fnmatchcase(resource, r) for r in listed(statement.get("Resource")))
+    )
+
+
+def _repaired_secret_policy(lab: Lab, service: dict[str, Any]) -> Repair:
+    client = lab.client("iam")
+    role = lab.name("ecs-execution-role")
+    secret_arn = database.get_database(lab).secret_arn
+    allowing = []
+    for policy in client.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = client.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+        statements = document.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else statements
+        if any(_allows(s, "secretsmanager:GetSecretValue", secret_arn) for s in statements):
+            allowing.append(policy)
+    if allowing:
+        return Repair(
+            True, f"{role} may read the DB secret (inline policy {', '.join(allowing)})", ""
+        )
+    return Repair(
+        False,
+        f"no inline policy of {role} allows secretsmanager:GetSecretValue on the DB secret",
+        FAULTS["secret-policy"].repair,
+    )
+
+
+def _repaired_health_check(lab: Lab, service: dict[str, Any], key: str, fault: str) -> Repair:
+    group = _target_group(lab, service)
+    value = group.get(key)
+    good = {loadbalancer.HEALTH_CHECK[key]}
+    if key == "HealthCheckPort":
+        good.add(str(loadbalancer.TARGET_PORT))
+    return Repair(value in good, f"{key} {value}", "" if value in good else FAULTS[fault].repair)
+
+
+def _repaired_nat_route(lab: Lab, service: dict[str, Any]) -> Repair:
+    parts, ok = [], True
+    for name, table in _private_route_tables(lab):
+        route = None if table is None else _nat_route(table)
+        if route is None or route.get("State", "active") != "active":
+            ok = False
+            state = "no route table" if table is None else "no 0.0.0.0/0 route to a NAT gateway"
+            if route is not None:
+                state = f"0.0.0.0/0 -> {route['NatGatewayId']} ({route.get('State')})"
+            parts.append(f"{name}: {state}")
+        else:
+            parts.append(f"{name}: 0.0.0.0/0 -> {route['NatGatewayId']}")
+    return Repair(ok, "; ".join(parts), "" if ok else FAULTS["nat-route"].repair)
+
+
+REPAIRED: Final[dict[str, Callable[[Lab, dict[str, Any]], Repair]]] = {
+    "image-tag": _repaired_image_tag,
+    "secret-policy": _repaired_secret_policy,
+    "health-check-path": lambda lab, service: _repaired_health_check(
+        lab, service, "HealthCheckPath", "health-check-path"
+    ),
+    "container-port": lambda lab, service: _repaired_health_check(
+        lab, service, "HealthCheckPort", "container-port"
+    ),
+    "nat-route": _repaired_nat_route,
+}
+
+
+@step("Check the repair")
+def repaired(lab: Lab, name: str | None = None) -> Repair:
+    """Whether the fault ``name`` (None: the one applied) is repaired: the image tag is in
+    ECR, the execution role may read the secret, the target group checks GET /health on
+    the traffic port, or every private route table sends 0.0.0.0/0 to a NAT gateway.
+
+    Reads ECS, ECR, IAM, ELB or EC2 (Describe*, Get*, List*). Read-only.
+    """
+    service = ecs.describe_service(lab)
+    if name is None:
+        record = _record(lab, service)
+        if record is None:
+            return Repair(False, "no fault applied", "Apply one: handson.faults.apply(lab).")
+        name = record.name
+    return REPAIRED[_check_name(name)](lab, service)
+
+
+# ------------------------------------------------------------------ symptoms
+
+
+def _since(applied_at: str) -> datetime | None:
+    try:
+        return datetime.strptime(applied_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _failed_tasks(
+    lab: Lab, service: dict[str, Any], since: datetime | None
+) -> list[dict[str, Any]]:
+    """Service tasks that failed (to start, or their health checks) since ``since``,
+    newest first."""
+    client = lab.client("ecs")
+    arns = client.list_tasks(
+        cluster=service["clusterArn"], serviceName=service["serviceName"], desiredStatus="STOPPED"
+    )["taskArns"]
+    tasks: list[dict[str, Any]] = []
+    for start in range(0, len(arns), 100):
+        tasks += client.describe_tasks(
+            cluster=service["clusterArn"], tasks=arns[start : start + 100]
+        )["tasks"]
+    failed = []
+    for task in tasks:
+        when = task.get("stoppingAt") or task.get("stoppedAt") or task["createdAt"]
+        reason = task.get("stoppedReason", "")
+        if since is not None and when < since:
+            continue
+        if task.get("stopCode") == "TaskFailedToStart" or reason.startswith("Task failed "):
+            failed.append((when, task))
+    return [task for _, task in sorted(failed, key=lambda pair: pair[0], reverse=True)]
+
+
+def _unhealthy_targets(lab: Lab, service: dict[str, Any]) -> list[str]:
+    found = lab.client("elbv2").describe_target_health(TargetGroupArn=_target_group_arn(service))
+    return [
+        f"target {d['Target']['Id']} (health check port {d.get('HealthCheckPort')}) is "
+        f"unhealthy: {d['TargetHealth'].get('Reason')} ({d['TargetHealth'].get('Description')})"
+        for d in found["TargetHealthDescriptions"]
+        if d["TargetHealth"].get("State") == "unhealthy"
+    ]
+
+
+def _symptom(lab: Lab, service: dict[str, Any], record: AppliedFault) -> str:
+    targets = [] if record.name in AT_START else _unhealthy_targets(lab, service)
+    if targets:
+        return targets[0]
+    failed = _failed_tasks(lab, service, _since(record.applied_at))
+    if failed:
+        return f"a task stopped: {failed[0].get('stoppedReason', '')}"
+    return ""
+
+
+@step("Look for the fault's symptom")
+def symptom(lab: Lab) -> str:
+    """What AWS reports about the applied fault: an unhealthy target's reason
+    (DescribeTargetHealth) or the latest failed task's stoppedReason (ListTasks,
+    DescribeTasks), or "" while nothing shows yet. Read-only.
+    """
+    service = ecs.describe_service(lab)
+    record = _record(lab, service)
+    return "" if record is None else _symptom(lab, service, record)
+
+
+def wait_for_symptom(lab: Lab, *, timeout: float = 900.0, poll: float = 2.0) -> str:
+    """Wait until AWS reports the applied fault (a task that failed, or an unhealthy
+    target) and return what it says. Polls :func:`symptom` every ``poll`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        found = symptom(lab)
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise WaitTimeoutError(
+                f"AWS reported nothing wrong within {timeout:.0f} s: was a fault applied "
+                "(handson.faults.apply(lab))? Look at handson.ecs.show_service_events(lab)."
+            )
+        time.sleep(poll)
+
+
+@step("Assess the applied fault")
+def assess(lab: Lab) -> Assessment:
+    """Read which fault the service's tag names, whether it is repaired, and what AWS
+    reports about it (the check's and show_fault's reads). Calls DescribeServices,
+    ListTagsForResource and the reads of :func:`repaired` and :func:`symptom`. Read-only.
+    """
+    service = ecs.describe_service(lab)
+    record = _record(lab, service)
+    if record is None:
+        return Assessment(service, None, None, "")
+    state = REPAIRED[record.name](lab, service)
+    return Assessment(service, record, state, _symptom(lab, service, record))
+
+
+# -------------------------------------------------------------------- repair
+
+
+def _fix_image_tag(lab: Lab) -> str:
+    registry.push_image(lab)
+    return "handson.registry.push_image(lab)"
+
+
+def _fix_secret_policy(lab: Lab) -> str:
+    iam.ensure_execution_secret_policy(lab, secret_arn=database.get_database(lab).secret_arn)
+    return "handson.iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)"
+
+
+def _fix_target_group(lab: Lab) -> str:
+    loadbalancer.ensure_target_group(lab, vpc_id=network.get_network(lab).vpc_id)
+    return "handson.loadbalancer.ensure_target_group(lab, vpc_id=pre.network.vpc_id)"
+
+
+def _fix_nat_route(lab: Lab) -> str:
+    network.ensure_nat_gateways(lab, enabled=True)
+    return "handson.network.ensure_nat_gateways(lab, enabled=True)"
+
+
+FIXES: Final[dict[str, Callable[[Lab], str]]] = {
+    "image-tag": _fix_image_tag,
+    "secret-policy": _fix_secret_policy,
+    "health-check-path": _fix_target_group,
+    "container-port": _fix_target_group,
+    "nat-route": _fix_nat_route,
+}
+
+
+@step("Repair the fault")
+def repair(lab: Lab, name: str | None = None) -> str:
+    """Undo the fault ``name`` (None: the one applied) with the chapter's own idempotent
+    step: push the image again (ECR PutImage), put the execution role's secret policy back
+    (IAM PutRolePolicy), reset the target group's health check (ELB ModifyTargetGroup) or
+    the NAT routes (EC2 CreateRoute). Returns the call it made.
+
+    The tasks that failed stay stopped: restart the service afterwards
+    (handson.ecs.restart_service(lab), then handson.ecs.wait_for_rollout(lab)).
+    """
+    if name is None:
+        record = applied(lab)
+        if record is None:
+            raise ConfigurationError(
+                "No fault is applied to the service: there is nothing to repair."
+            )
+        name = record.name
+    return FIXES[_check_name(name)](lab)
+
+
+# --------------------------------------------------------------------- views
+
+
+@step("Show the applied fault")
+def show_fault(lab: Lab) -> pd.DataFrame:
+    """Which fault was applied, what AWS shows for it, where to look and how to repair it
+    (gives the answer away: for when you are stuck, or after the check).
+
+    Calls what :func:`assess` calls. Read-only.
+    """
+    found = assess(lab)
+    columns = ["item", "value"]
+    if found.applied is None or found.state is None or found.fault is None:
+        return pd.DataFrame([("fault", "(none applied)")], columns=columns)
+    fault, state = found.fault, found.state
+    rows = [
+        ("fault", fault.name),
+        ("what is wrong", fault.title),
+        ("applied at (UTC)", found.applied.applied_at),
+        ("what you will see", fault.symptom),
+        ("where to look", fault.look_at),
+        ("latest failure AWS reported", found.symptom or "(none yet)"),
+        ("repair", fault.repair),
+        ("repaired", f"{'yes' if state.repaired else 'no'}: {state.saw}"),
+    ]
+    return pd.DataFrame(rows, columns=columns)
