@@ -94,7 +94,8 @@ def _print_table(table: Any) -> None:
 def cmd_roster(args: argparse.Namespace) -> int:
     from handson import classroom
 
-    problems = classroom.check_roster(args.roster)
+    notebooks = tuple(args.notebooks.split(",")) if args.notebooks else None
+    problems = classroom.check_roster(args.roster, notebooks=notebooks)
     if problems.empty:
         print(f"{args.roster}: no problems")
         return 0
@@ -117,6 +118,17 @@ def cmd_provision(args: argparse.Namespace) -> int:
     )
     _print_table(report.table)
     return 0 if report.ok else 1
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from handson import classroom
+
+    checks = args.checks.split(",") if args.checks is not None else None
+    book = classroom.grade(args.roster, checks, parallel=args.parallel, backend=args.backend)
+    _print_table(book.table)
+    for path in book.write(args.out):
+        print(f"wrote {path}")
+    return 0 if book.ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -187,6 +199,10 @@ def _add_classroom(commands: Any) -> None:
     roster_actions = roster.add_subparsers(dest="action", required=True)
     check = roster_actions.add_parser("check", help="list every bad row by line number")
     check.add_argument("roster", type=Path)
+    check.add_argument(
+        "--notebooks",
+        help="the notebooks its parameter columns are for, e.g. 00,07 (default: any notebook)",
+    )
     check.set_defaults(func=cmd_roster)
 
     def classroom_command(name: str, help_text: str, parallel: int | None) -> Any:
@@ -199,13 +215,21 @@ def _add_classroom(commands: Any) -> None:
     provision = classroom_command(
         "provision", "run the chapter notebooks for every student of a roster", None
     )
-    provision.add_argument("--notebooks", default="00,07", help="comma-separated: 00,07")
+    provision.add_argument(
+        "--notebooks", default="00", help="comma-separated (default 00: chapters 1-6); 00,07"
+    )
     provision.add_argument("--out", type=Path, default=Path("runs"))
     provision.add_argument("--resume", action="store_true", help="continue a previous run in --out")
     provision.set_defaults(func=cmd_provision)
     status = classroom_command("status", "the class board: one row per student", 8)
     status.add_argument("--csv", type=Path, help="also write the board to this CSV file")
     status.set_defaults(func=cmd_status)
+    grade = classroom_command(
+        "grade", "run the exercises' self-checks for every student (changes nothing)", 8
+    )
+    grade.add_argument("--checks", help="comma-separated check names (default: every check)")
+    grade.add_argument("--out", type=Path, default=Path("runs"), help="writes gradebook.csv/.html")
+    grade.set_defaults(func=cmd_grade)
     teardown = classroom_command(
         "teardown", "delete everything the kit made in every student's account", 4
     )

@@ -2,17 +2,21 @@
 
 The instructor watches it during the class (``handson status roster.csv``): a student whose
 service is not 2/2, whose targets are not healthy or whose ALB does not answer needs help.
+The ``checks`` column says how many of the exercises' self-checks the student passes
+("3/6"); ``handson grade`` says which criteria fail.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from handson import ecs, loadbalancer, network, pricing
+from handson.classroom.grade import check_names, grade_lab, score
 from handson.classroom.parallel import each_student, error_text
 from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import Lab, connect
@@ -31,6 +35,7 @@ COLUMNS = [
     "rollout",
     "alb_health",
     "usd_per_hour",
+    "checks",
     "error",
 ]
 COUNTS = ["desired", "running", "healthy_targets", "registered_targets"]
@@ -42,14 +47,17 @@ def status(
     backend: str = "sandbox",
     parallel: int = 8,
     health_timeout: float = 3.0,
+    checks: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The class board: a row per student with the service's desired/running tasks, the
-    healthy/registered targets, the latest rollout state, whether the ALB answers /health
-    and the estimated USD per hour of what runs (ALB, NAT gateways, Fargate tasks).
+    healthy/registered targets, the latest rollout state, whether the ALB answers /health,
+    the estimated USD per hour of what runs (ALB, NAT gateways, Fargate tasks) and how many
+    of ``checks`` (every self-check by default) the student passes, as "3/6".
 
     Reads ``parallel`` accounts at a time and changes nothing. A student whose account
     can't be read, or has nothing provisioned yet, gets a row with ``error`` saying so.
     """
+    names = check_names(checks)
     roster = as_roster(roster)
     check_backend(backend)
     if not health_timeout > 0:
@@ -61,12 +69,14 @@ def status(
             lab = connect(**student.notebook_parameters(backend))  # type: ignore[arg-type]
             values["account"] = lab.account_id
             values.update(student_status(lab, health_timeout=health_timeout))
+            values["checks"] = score(grade_lab(lab, names))
         except Exception as error:  # reported in the row: one account never stops the board
             values["error"] = error_text(error)
         return values
 
     board = pd.DataFrame(each_student(roster, row, parallel=parallel), columns=COLUMNS)
     board[COUNTS] = board[COUNTS].astype("Int64")
+    board["checks"] = board["checks"].fillna("")
     return board
 
 

@@ -1,9 +1,11 @@
 """Provision a whole class: the chapter notebooks run once per student, in parallel.
 
-For each student on the roster papermill executes the notebooks in order, with that
-student's parameters, into ``out/<student>/``. A student whose notebook fails skips its
-later notebooks and never stops the others; the report (``out/report.csv`` and
-``out/report.html``) says who is done and, for a failure, which cell raised what.
+For each student on the roster papermill executes the notebooks in order (by default
+notebook 00 only, chapters 1-6: in a class on chapter 7 the students do chapter 7
+themselves), with that student's parameters, into ``out/<student>/``. A student whose
+notebook fails skips its later notebooks and never stops the others; the report
+(``out/report.csv`` and ``out/report.html``) says who is done and, for a failure, which
+cell raised what.
 
 Each student runs in a process of its own, with kernels of its own: kernels talk over
 ZeroMQ ``ipc`` sockets under a private directory (many kernels starting at once over TCP
@@ -30,14 +32,29 @@ from typing import Any
 import pandas as pd
 
 from handson.classroom.parallel import each_student
-from handson.classroom.roster import Roster, Student, as_roster, check_backend
+from handson.classroom.roster import (
+    Roster,
+    Student,
+    as_roster,
+    check_backend,
+    notebook_parameter_defaults,
+)
 from handson.course import KERNEL_OPTIONS, NOTEBOOK_DIR, notebook_path
 from handson.exceptions import ConfigurationError
 
-__all__ = ["COLUMNS", "DEFAULT_PARALLEL", "ProvisionReport", "is_done", "provision"]
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_NOTEBOOKS",
+    "DEFAULT_PARALLEL",
+    "ProvisionReport",
+    "is_done",
+    "provision",
+]
 
 COLUMNS = ["student", "notebook", "status", "duration", "failing_cell", "error", "output"]
 OK, FAILED, SKIPPED, DONE_BEFORE = "ok", "failed", "skipped", "done before"
+# Chapters 1-6 only: the students do chapter 7 themselves (a demo runs ("00", "07")).
+DEFAULT_NOTEBOOKS = ("00",)
 # Measured with benchmarks/classroom_bench.py on 2 cores, 30 students, notebooks 00 + 07:
 # the class took 166 s with 2 at a time, 111 s with 4, 101 s with 6 and 98 s with 8. The
 # run is CPU-bound past 4 (~165 CPU seconds: kernels, then the sandbox), but the waits in
@@ -74,7 +91,8 @@ class _Job:
     """One student's run, sent to its worker process."""
 
     student: str
-    parameters: dict[str, Any]
+    # Per notebook key: the parameters that notebook is given.
+    parameters: dict[str, dict[str, Any]]
     notebooks: tuple[str, ...]
     directory: Path
     timeout: float
@@ -86,7 +104,7 @@ class _Job:
 def provision(
     roster: Roster | str | os.PathLike[str],
     *,
-    notebooks: Sequence[str] = ("00", "07"),
+    notebooks: Sequence[str] = DEFAULT_NOTEBOOKS,
     parallel: int | None = None,
     out: Path = Path("runs"),
     resume: bool = False,
@@ -99,26 +117,34 @@ def provision(
     """Run ``notebooks`` in order for every student of ``roster``, ``parallel`` students
     at a time, and write ``out/report.csv`` and ``out/report.html``.
 
+    ``notebooks`` defaults to ``("00",)``: chapters 1-6, so that the students do chapter 7
+    themselves; give ``("00", "07")`` to build chapter 7 as well (a demo).
+
     Each notebook gets the student's parameters from the roster (student, region,
     role_arn, profile, backend; never credentials: the notebook assumes the student's
-    role itself), then ``extra_parameters`` (for every student), then
-    ``overrides[student]`` (for one student, e.g. ``{"student07": {"task_memory": 1024}}``).
+    role itself), then ``extra_parameters`` (for every student), then the roster's
+    parameter columns (a cell per student, e.g. ``fault``; an empty cell leaves the value
+    above), then ``overrides[student]`` (for one student, e.g.
+    ``{"student07": {"task_memory": 1024}}``). A notebook is given only the parameters its
+    ``parameters`` cell has.
     With ``resume=True`` only the students that are not done run again (done: every
     notebook's output exists and ran to the end without an exception); the others are
     reported "done before". A student's run longer than ``timeout`` seconds is stopped.
     """
-    roster = as_roster(roster)
     check_backend(backend)
     keys = tuple(notebooks)
     if not keys:
         raise ConfigurationError("notebooks=(): give at least one notebook, e.g. ('00', '07').")
-    sources = [notebook_path(key) for key in keys]
+    for key in keys:
+        notebook_path(key)  # ConfigurationError naming the notebooks there are
+    # The roster's parameter columns are checked against these notebooks, before anything.
+    roster = as_roster(roster, notebooks=keys)
     if not timeout > 0:
         raise ConfigurationError(f"timeout={timeout!r}: give the seconds a student may take.")
     parallel = DEFAULT_PARALLEL if parallel is None else parallel
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ConfigurationError(f"parallel={parallel!r}: give a whole number of 1 or more.")
-    parameters = _parameters(roster, backend, sources, extra_parameters or {}, overrides or {})
+    parameters = _parameters(roster, backend, keys, extra_parameters or {}, overrides or {})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = {s.student for s in roster if resume and is_done(out / s.student, keys)}
@@ -188,15 +214,21 @@ def is_done(directory: Path, notebooks: Sequence[str]) -> bool:
 def _parameters(
     roster: Roster,
     backend: str,
-    sources: list[Path],
+    notebooks: Sequence[str],
     extra: Mapping[str, Any],
     overrides: Mapping[str, Mapping[str, Any]],
-) -> dict[str, dict[str, Any]]:
-    """Each student's notebook parameters, checked against the notebooks' parameter cells
-    so that a misspelt name fails here rather than in every student's notebook."""
-    import papermill as pm
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each student's parameters for each notebook (``{student: {notebook key: {...}}}``),
+    checked against the notebooks' parameter cells so that a misspelt name fails here
+    rather than in every student's notebook.
 
-    known = {name for source in sources for name in pm.inspect_notebook(str(source))}
+    Later sources win: the roster's fixed columns and ``backend``, ``extra`` (everyone),
+    the student's parameter columns, ``overrides[student]``. Each notebook gets the
+    student's own parameters (who and where) and, of the others, those its parameters
+    cell has.
+    """
+    declared = {key: set(notebook_parameter_defaults([key])) for key in notebooks}
+    known = set().union(*declared.values())
     names = {s.student for s in roster}
     unknown_students = sorted(set(overrides) - names)
     if unknown_students:
@@ -217,10 +249,20 @@ def _parameters(
                     f"{label} sets {name!r}, which the notebooks don't have: "
                     f"choose from {', '.join(sorted(known - set(FIXED_PARAMETERS)))}."
                 )
-    return {
-        s.student: {**s.notebook_parameters(backend), **extra, **overrides.get(s.student, {})}
-        for s in roster
-    }
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in roster:
+        merged = {
+            **s.notebook_parameters(backend),
+            **extra,
+            **s.parameters,
+            **overrides.get(s.student, {}),
+        }
+        own = s.notebook_parameters(backend)
+        result[s.student] = {
+            key: {n: v for n, v in merged.items() if n in own or n in declared[key]}
+            for key in notebooks
+        }
+    return result
 
 
 # ------------------------------------------------------------------ supervision
@@ -432,7 +474,7 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
             pm.execute_notebook(
                 str(notebook_path(key)),
                 str(job.directory / notebook_path(key).name),
-                parameters=job.parameters,
+                parameters=job.parameters[key],
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=False,
                 # Saving the whole notebook after every cell cost ~1.5 s of CPU per student

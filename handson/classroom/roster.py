@@ -10,6 +10,12 @@ Columns (header names are case-insensitive):
   account on the local server.
 - ``region`` (default ap-northeast-1), ``profile`` (the instructor's AWS profile that may
   assume the role), ``name``, ``email`` (for the instructor; never sent to AWS).
+- Any other column is a notebook parameter given per student, e.g. ``fault`` (the fault a
+  student gets in the break-and-fix exercise) or ``task_memory``: its name must be a
+  parameter of at least one of the notebooks being run (their ``parameters`` cell), and an
+  empty cell means "use the notebook's default". A value is read as the type of the
+  notebook's default (``task_memory`` 1024 is a number, ``enable_nat_gateway`` false a
+  boolean, anything else text).
 
 Unknown columns are problems, not warnings: a misspelt optional column (``regoin``) would
 otherwise be ignored silently and a student provisioned in the default region.
@@ -17,14 +23,18 @@ otherwise be ignored silently and a student provisioned in the default region.
 
 from __future__ import annotations
 
+import ast
 import csv
 import difflib
 import io
+import keyword
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,11 +51,16 @@ __all__ = [
     "check_backend",
     "check_roster",
     "load_roster",
+    "notebook_parameter_defaults",
 ]
 
 COLUMNS = ("student", "account_id", "role_arn", "region", "profile", "name", "email")
 DEFAULT_ROLE = "OrganizationAccountAccessRole"
 BACKENDS = ("sandbox", "aws")
+# Notebook parameters that never come from a parameter column: the fixed columns above say
+# who and where a student is, and the backend comes from backend= (--backend).
+RESERVED_PARAMETERS = ("backend",)
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 # IAM role ARNs, with an optional path (role/teaching/student-admin); aws-cn and aws-us-gov
 # are partitions of their own.
@@ -70,6 +85,8 @@ class Student:
     name: str | None = None
     email: str | None = None
     line: int | None = None
+    # The row's notebook parameters (its parameter columns with a value), e.g. {"fault": ...}.
+    parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.role_arn is None and self.account_id:
@@ -102,10 +119,16 @@ class Student:
 
 @dataclass(frozen=True)
 class Roster:
-    """The students of a class, in the roster's order."""
+    """The students of a class, in the roster's order.
+
+    ``parameters`` names the roster's parameter columns (header order) and
+    ``header_line`` is the header's line in the file (for problems about those columns).
+    """
 
     path: Path
     students: tuple[Student, ...] = field(default_factory=tuple)
+    parameters: tuple[str, ...] = ()
+    header_line: int = 1
 
     def __len__(self) -> int:
         return len(self.students)
@@ -114,22 +137,32 @@ class Roster:
         return iter(self.students)
 
 
-def load_roster(path: str | os.PathLike[str]) -> Roster:
+def load_roster(path: str | os.PathLike[str], *, notebooks: Sequence[str] | None = None) -> Roster:
     """Read and check a roster CSV. Every bad row is reported at once, by line number, in a
-    RosterError raised before any account is touched (no AWS call is made)."""
+    RosterError raised before any account is touched (no AWS call is made).
+
+    Parameter columns must be parameters of ``notebooks`` (e.g. ``("00", "07")``, the
+    notebooks to be run); by default of any notebook a student runs (the course's 00, 07
+    and 99, the exercises and their solutions).
+    """
     path = Path(path)
     problems: list[RosterProblem] = []
     text = _read_text(path, problems)
-    students = _parse(text, problems) if text is not None else []
-    if problems:
+    roster = _parse(path, text, _notebook_keys(notebooks), problems) if text is not None else None
+    if problems or roster is None:
         raise RosterError(str(path), sorted(problems, key=lambda p: p.line))
-    return Roster(path, tuple(students))
+    return roster
 
 
-def check_roster(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """The roster's problems, one row each (line, column, problem); empty when it's fine."""
+def check_roster(
+    path: str | os.PathLike[str], *, notebooks: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The roster's problems, one row each (line, column, problem); empty when it's fine.
+
+    ``notebooks`` are the notebooks the parameter columns are checked against (as in
+    :func:`load_roster`)."""
     try:
-        load_roster(path)
+        load_roster(path, notebooks=notebooks)
     except RosterError as error:
         rows = [(p.line, p.column, p.message) for p in error.problems]
     else:
@@ -137,9 +170,75 @@ def check_roster(path: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["line", "column", "problem"])
 
 
-def as_roster(roster: Roster | str | os.PathLike[str]) -> Roster:
-    """A loaded roster, or the roster read (and checked) from a CSV path."""
-    return roster if isinstance(roster, Roster) else load_roster(roster)
+def as_roster(
+    roster: Roster | str | os.PathLike[str], *, notebooks: Sequence[str] | None = None
+) -> Roster:
+    """A loaded roster, or the roster read (and checked) from a CSV path.
+
+    With ``notebooks`` a roster loaded earlier is checked again: each of its parameter
+    columns must be a parameter of one of these notebooks (RosterError otherwise).
+    """
+    if not isinstance(roster, Roster):
+        return load_roster(roster, notebooks=notebooks)
+    if notebooks is not None and roster.parameters:
+        keys = _notebook_keys(notebooks)
+        problems: list[RosterProblem] = []
+        for name in roster.parameters:
+            _check_parameter_column(roster.header_line, name, keys, problems)
+        if problems:
+            raise RosterError(str(roster.path), problems)
+    return roster
+
+
+def notebook_parameter_defaults(notebooks: Sequence[str]) -> dict[str, str]:
+    """The parameters of the notebooks' ``parameters`` cells with their defaults as
+    written there (e.g. ``{"task_memory": "512", ...}``); for a name several notebooks have,
+    the first notebook's. Reads the notebook files only (papermill's inspection)."""
+    defaults: dict[str, str] = {}
+    for key in notebooks:
+        for name, default in _defaults(key).items():
+            defaults.setdefault(name, default)
+    return defaults
+
+
+def _notebook_keys(notebooks: Sequence[str] | None) -> tuple[str, ...]:
+    """The notebooks given (each checked to exist), or by default every notebook a student
+    runs: the course's (00, 07, 99) and the exercises' and their solutions' (by path)."""
+    from handson.course import NOTEBOOK_DIR, NOTEBOOKS, notebook_path
+
+    if notebooks is None:
+        course = [k for k in NOTEBOOKS if k != "instructor"]
+        kit = NOTEBOOK_DIR.parent
+        practice = sorted(
+            str(p) for d in ("exercises", "solutions") for p in (kit / d).glob("*.ipynb")
+        )
+        return (*course, *practice)
+    keys = tuple(notebooks)
+    for key in keys:
+        notebook_path(key)  # ConfigurationError naming the notebooks there are
+    return keys
+
+
+def _notebooks_label(keys: Sequence[str]) -> str:
+    from handson.course import NOTEBOOK_DIR
+
+    kit = NOTEBOOK_DIR.parent
+    names = [str(Path(k).relative_to(kit)) if Path(k).is_relative_to(kit) else k for k in keys]
+    return ("notebook " if len(keys) == 1 else "notebooks ") + ", ".join(names)
+
+
+def _defaults(key: str) -> dict[str, str]:
+    from handson.course import notebook_path
+
+    path = notebook_path(key)
+    return _inspect(str(path), path.stat().st_mtime_ns)
+
+
+@cache
+def _inspect(path: str, mtime_ns: int) -> dict[str, str]:
+    import papermill as pm
+
+    return {name: str(p["default"]) for name, p in pm.inspect_notebook(path).items()}
 
 
 def check_backend(backend: str) -> str:
@@ -182,32 +281,39 @@ def _read_text(path: Path, problems: list[RosterProblem]) -> str | None:
         return None
 
 
-def _parse(text: str, problems: list[RosterProblem]) -> list[Student]:
+def _parse(
+    path: Path, text: str, notebooks: tuple[str, ...], problems: list[RosterProblem]
+) -> Roster | None:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except csv.Error as error:
         problems.append(RosterProblem(reader.line_num, "", f"not a valid CSV line: {error}."))
-        return []
+        return None
     if not rows:
         problems.append(
             RosterProblem(
                 1, "", "the file is empty: start with a header such as student,account_id."
             )
         )
-        return []
+        return None
     (header_line, header), data = rows[0], rows[1:]
     names = [c.strip().lower() for c in header]
-    _check_header(header_line, names, problems)
+    parameters = _check_header(header_line, names, notebooks, problems)
     if not data:
         problems.append(
             RosterProblem(0, "", "the roster has no students: add one row per student.")
         )
-    rows_checker = _RowChecker(names, problems)
-    return [s for line, row in data if (s := rows_checker.check(line, row)) is not None]
+    rows_checker = _RowChecker(names, parameters, problems)
+    students = [s for line, row in data if (s := rows_checker.check(line, row)) is not None]
+    return Roster(path, tuple(students), tuple(parameters), header_line)
 
 
-def _check_header(line: int, names: Sequence[str], problems: list[RosterProblem]) -> None:
+def _check_header(
+    line: int, names: Sequence[str], notebooks: tuple[str, ...], problems: list[RosterProblem]
+) -> dict[str, str]:
+    """Check the header; returns the valid parameter columns with their notebook defaults."""
+    parameters: dict[str, str] = {}
     if "student" not in names:
         problems.append(RosterProblem(line, "student", "the header has no student column."))
     if "account_id" not in names and "role_arn" not in names:
@@ -222,18 +328,67 @@ def _check_header(line: int, names: Sequence[str], problems: list[RosterProblem]
         elif name and name not in COLUMNS:
             if ";" in name or "\t" in name:
                 advice = "Separate the columns with commas, not semicolons or tabs."
-            else:
-                close = difflib.get_close_matches(name, COLUMNS, n=1)
-                advice = f"Did you mean {close[0]!r}? " if close else ""
-                advice += f"A roster's columns are {', '.join(COLUMNS)}."
-            problems.append(RosterProblem(line, name, f"unknown column. {advice}"))
+                problems.append(RosterProblem(line, name, f"unknown column. {advice}"))
+            elif _check_parameter_column(line, name, notebooks, problems):
+                parameters[name] = notebook_parameter_defaults(notebooks)[name]
+    return parameters
+
+
+def _check_parameter_column(
+    line: int, name: str, notebooks: tuple[str, ...], problems: list[RosterProblem]
+) -> bool:
+    """Whether ``name`` can be a parameter column for ``notebooks``; records why not."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        close = difflib.get_close_matches(name, COLUMNS, n=1)
+        advice = f" Did you mean {close[0]!r}?" if close else ""
+        problems.append(
+            RosterProblem(
+                line,
+                name,
+                f"unknown column: not a roster column ({', '.join(COLUMNS)}), and a notebook "
+                "parameter column is named as a Python identifier (letters, digits and _, "
+                f"not starting with a digit, e.g. task_memory).{advice}",
+            )
+        )
+        return False
+    if name in RESERVED_PARAMETERS:
+        problems.append(
+            RosterProblem(
+                line,
+                name,
+                f"{name} can't be a roster column: it comes from --backend (backend=) for "
+                "the whole class. Remove the column.",
+            )
+        )
+        return False
+    known = notebook_parameter_defaults(notebooks)
+    if name in known:
+        return True
+    close = difflib.get_close_matches(name, [*COLUMNS, *known], n=1)
+    advice = f"Did you mean {close[0]!r}? " if close else ""
+    elsewhere = [k for k in _notebook_keys(None) if k not in notebooks and name in _defaults(k)]
+    if elsewhere:
+        advice += f"It is a parameter of {_notebooks_label(elsewhere)}, not run here."
+    choices = sorted(set(known) - set(COLUMNS) - set(RESERVED_PARAMETERS))
+    problems.append(
+        RosterProblem(
+            line,
+            name,
+            f"unknown column: neither a roster column ({', '.join(COLUMNS)}) nor a parameter "
+            f"of {_notebooks_label(notebooks)} ({', '.join(choices) or 'none'}). {advice}".strip(),
+        )
+    )
+    return False
 
 
 class _RowChecker:
     """Checks the roster's rows one by one, remembering the students and accounts seen."""
 
-    def __init__(self, names: list[str], problems: list[RosterProblem]) -> None:
+    def __init__(
+        self, names: list[str], parameters: dict[str, str], problems: list[RosterProblem]
+    ) -> None:
         self.names = names
+        self.parameters = parameters
         self.problems = problems
         # Without either column the header problem says it all; no need to repeat per row.
         self.has_account_column = "account_id" in names or "role_arn" in names
@@ -260,6 +415,11 @@ class _RowChecker:
                     line, "region", f"{region!r} is not an AWS region with ECS{suggestion}."
                 )
             )
+        parameters = {}
+        for name, default in self.parameters.items():
+            if cells.get(name):  # an empty cell: the notebook's default
+                value = _parameter_value(line, name, cells[name], default, self.problems)
+                parameters[name] = value
         if len(self.problems) > before or not student:
             return None
         return Student(
@@ -271,6 +431,7 @@ class _RowChecker:
             name=cells.get("name") or None,
             email=cells.get("email") or None,
             line=line,
+            parameters=parameters,
         )
 
     def _cells(self, line: int, row: list[str]) -> dict[str, str]:
@@ -308,6 +469,42 @@ class _RowChecker:
                     "my-project-dev-*, would collide).",
                 )
             )
+
+
+def _parameter_value(
+    line: int, name: str, text: str, default: str, problems: list[RosterProblem]
+) -> Any:
+    """A parameter cell read as the type of the notebook's default (text when the default
+    is text, None or an expression)."""
+    try:
+        example = ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        example = None
+    if isinstance(example, bool):
+        if text.lower() in BOOLEANS:
+            return BOOLEANS[text.lower()]
+        expected = "true or false"
+    elif isinstance(example, int):
+        try:
+            return int(text)
+        except ValueError:
+            expected = "a whole number"
+    elif isinstance(example, float):
+        try:
+            return float(text)
+        except ValueError:
+            expected = "a number"
+    else:
+        return text
+    problems.append(
+        RosterProblem(
+            line,
+            name,
+            f"{text!r}: {name} is {expected} (the notebook's default is {default}); "
+            "leave the cell empty for the default.",
+        )
+    )
+    return None
 
 
 def _check_student(

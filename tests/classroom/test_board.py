@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from handson import chapters, loadbalancer, pricing
+from handson import chapters, checks, loadbalancer, pricing
 from handson.classroom import load_roster, status
 from handson.connection import connect, sandbox_account_id
 
@@ -48,7 +48,7 @@ def test_board_has_a_row_per_student_in_roster_order(roster) -> None:
     assert list(table["student"]) == [READY, HALF, NEWCOMER]
     assert list(table.columns) == [
         "student", "account", "desired", "running", "healthy_targets", "registered_targets",
-        "rollout", "alb_health", "usd_per_hour", "error",
+        "rollout", "alb_health", "usd_per_hour", "checks", "error",
     ]  # fmt: skip
 
 
@@ -85,3 +85,12 @@ def test_a_student_never_provisioned(board) -> None:
     assert row["account"] == sandbox_account_id(NEWCOMER)
     assert row["usd_per_hour"] == 0
     assert pd.isna(row["desired"]) and pd.isna(row["running"]) and row["rollout"] == ""
+
+
+def test_the_board_counts_the_checks_each_student_passes(board) -> None:
+    total = len(checks.names())
+    lab = connect("sandbox", student=READY)
+    passed = sum(checks.check(lab, name).passed for name in checks.names())
+    assert passed >= 2, "chapter 7's own task definition and service pass their checks"
+    assert board[READY]["checks"] == f"{passed}/{total}"
+    assert board[NEWCOMER]["checks"] == f"0/{total}"

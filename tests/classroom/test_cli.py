@@ -80,12 +80,14 @@ def test_provision_runs_a_notebook_per_student_and_prints_the_report(
 ) -> None:
     path = roster_of(tmp_path / "roster.csv", "cli-provision")
     out = tmp_path / "runs"
-    result = handson("provision", path, "--notebooks", "00", "--parallel", "1", "--out", out)
+    # No --notebooks: notebook 00 only (chapters 1-6), the students do chapter 7 themselves.
+    result = handson("provision", path, "--parallel", "1", "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     header, row = result.stdout.splitlines()
     assert header.split()[:3] == ["student", "notebook", "status"]
     assert row.split()[:3] == ["cli-provision", "00_setup.ipynb", "ok"]
     assert (out / "cli-provision" / "00_setup.ipynb").exists()
+    assert not (out / "cli-provision" / "07_ecs_task_definition_and_service.ipynb").exists()
 
 
 def test_status_prints_the_board_and_writes_csv(sandbox_server, tmp_path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import inspect
 import os
 from pathlib import Path
 
@@ -18,14 +19,16 @@ from jupyter_client.manager import AsyncKernelManager
 
 from handson import ecs
 from handson.classroom import load_roster
+from handson.cli import build_parser
 from handson.connection import connect, sandbox_account_id
-from handson.exceptions import ConfigurationError
+from handson.exceptions import ConfigurationError, RosterError
 
 # The package exports provision() under the submodule's name: import the module itself.
 provision_module = importlib.import_module("handson.classroom.provision")
 provision = provision_module.provision
 
 NB00, NB07 = "00_setup.ipynb", "07_ecs_task_definition_and_service.ipynb"
+BOTH = ("00", "07")  # the default is 00 only: a class does chapter 7 itself
 # prov-b is given a task size Fargate doesn't offer: chapter 7 stops at its settings check.
 STUDENTS = ("prov-a", "prov-b", "prov-c")
 FAILING = "prov-b"
@@ -44,7 +47,12 @@ def first_run(sandbox_server, tmp_path_factory) -> dict:
     roster = load_roster(write_roster(work, STUDENTS))
     out = work / "runs"
     report = provision(
-        roster, out=out, parallel=3, progress=False, overrides={FAILING: {"task_memory": 4096}}
+        roster,
+        notebooks=BOTH,
+        out=out,
+        parallel=3,
+        progress=False,
+        overrides={FAILING: {"task_memory": 4096}},
     )
     return {
         "roster": roster,
@@ -60,7 +68,9 @@ def first_run(sandbox_server, tmp_path_factory) -> dict:
 def resumed_run(first_run) -> dict:
     out = first_run["out"]
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/*.ipynb") if FAILING not in str(p)}
-    report = provision(first_run["roster"], out=out, resume=True, parallel=3, progress=False)
+    report = provision(
+        first_run["roster"], notebooks=BOTH, out=out, resume=True, parallel=3, progress=False
+    )
     return {"report": report, "mtimes_before": before}
 
 
@@ -175,7 +185,7 @@ def test_resume_completes_only_the_failed_student(resumed_run, first_run) -> Non
 def test_a_hung_run_is_stopped_by_the_watchdog(sandbox_server, tmp_path) -> None:
     roster = write_roster(tmp_path, ("prov-slow",))
     # Building chapters 1-6 takes seconds: one second is too short, as a hung kernel would be.
-    report = provision(roster, out=tmp_path / "runs", timeout=1.0, progress=False)
+    report = provision(roster, notebooks=BOTH, out=tmp_path / "runs", timeout=1.0, progress=False)
     assert statuses(report.table) == {("prov-slow", NB00): "failed", ("prov-slow", NB07): "skipped"}
     assert report.table.error.iloc[0].startswith("Timeout: the run took longer than 1 s")
     kernels = [
@@ -204,7 +214,7 @@ def flaky_kernel_start(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def job(tmp_path: Path, student: str) -> object:
     return provision_module._Job(
         student=student,
-        parameters={"student": student, "backend": "sandbox"},
+        parameters={"00": {"student": student, "backend": "sandbox"}},
         notebooks=("00",),
         directory=tmp_path,
         timeout=300.0,
@@ -250,4 +260,71 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, options, message
     roster = write_roster(tmp_path, ("prov-v",))
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
         provision(roster, out=tmp_path / "runs", progress=False, **options)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_default_is_notebook_00_only(tmp_path) -> None:
+    """Chapters 1-6: in a class on chapter 7 the students do chapter 7 themselves."""
+    assert provision_module.DEFAULT_NOTEBOOKS == ("00",)
+    assert inspect.signature(provision).parameters["notebooks"].default == ("00",)
+    args = build_parser().parse_args(["provision", str(tmp_path / "roster.csv")])
+    assert args.notebooks == "00"
+
+
+def exercise_notebook(directory: Path) -> str:
+    """A notebook of its own with a ``fault`` parameter (as a break-and-fix exercise has)."""
+    cell = nbformat.v4.new_code_cell(
+        'student = "student01"\nbackend = "sandbox"\nfault = "none"\ntask_memory = 512',
+        metadata={"tags": ["parameters"]},
+    )
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    path = directory / "exercise.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell], metadata=kernel), path)
+    return str(path)
+
+
+def test_roster_parameter_columns_are_passed_per_student(tmp_path) -> None:
+    exercise = exercise_notebook(tmp_path)
+    path = tmp_path / "roster.csv"
+    path.write_text(
+        "student,account_id,fault,task_memory\n"
+        "prov-p1,111111111111,wrong-port,1024\n"
+        "prov-p2,222222222222,,\n"
+        "prov-p3,333333333333,plain-password,\n"
+    )
+    roster = load_roster(path, notebooks=("00", exercise))
+    parameters = provision_module._parameters(
+        roster,
+        "sandbox",
+        ("00", exercise),
+        {"task_cpu": 512},
+        {"prov-p3": {"task_memory": 2048}},
+    )
+    first, second, third = (parameters[s] for s in ("prov-p1", "prov-p2", "prov-p3"))
+    identity = first["00"].copy()
+    for name in ("task_cpu", "task_memory"):
+        identity.pop(name)
+    assert identity == roster.students[0].notebook_parameters("sandbox")
+    # Notebook 00 has no fault parameter: only the exercise gets it.
+    assert "fault" not in first["00"] and first[exercise]["fault"] == "wrong-port"
+    assert (first["00"]["task_memory"], first["00"]["task_cpu"]) == (1024, 512)
+    assert "task_cpu" not in first[exercise], "not a parameter of the exercise"
+    assert "fault" not in second[exercise], "an empty cell is the notebook's default"
+    assert "task_memory" not in second["00"]
+    assert third[exercise] == {
+        **roster.students[2].notebook_parameters("sandbox"),
+        "fault": "plain-password",
+        "task_memory": 2048,  # overrides win over the roster
+    }
+
+
+def test_a_roster_column_for_a_notebook_not_run_is_refused_before_anything(tmp_path) -> None:
+    exercise = exercise_notebook(tmp_path)
+    path = tmp_path / "roster.csv"
+    path.write_text("student,account_id,fault\nprov-f,111111111111,wrong-port\n")
+    roster = load_roster(path, notebooks=(exercise,))
+    with pytest.raises(RosterError) as error:
+        provision(roster, out=tmp_path / "runs", progress=False)
+    assert [(p.line, p.column) for p in error.value.problems] == [(1, "fault")]
+    assert "nor a parameter of notebook 00" in str(error.value)
     assert not (tmp_path / "runs").exists()

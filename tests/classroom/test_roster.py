@@ -8,6 +8,7 @@ import botocore.client
 import pytest
 
 from handson.classroom import Roster, Student, check_roster, load_roster
+from handson.classroom.roster import as_roster
 from handson.exceptions import ConfigurationError, RosterError
 
 ROLE = "arn:aws:iam::{}:role/OrganizationAccountAccessRole"
@@ -260,3 +261,108 @@ def test_every_bad_row_is_reported_at_once(tmp_path) -> None:
         [5, "region"],
         [6, "student"],
     ]
+
+
+# ------------------------------------------------------------ parameter columns
+
+
+def notebook_with(directory: Path, source: str) -> str:
+    """A notebook of its own whose parameters cell is ``source`` (its path, as a key)."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+    path = directory / "exercise.ipynb"
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell], metadata=kernel), path)
+    return str(path)
+
+
+def test_parameter_columns_are_given_per_student(tmp_path) -> None:
+    path = write(
+        tmp_path,
+        "student,account_id,Task_Memory,enable_nat_gateway,project_name\n"
+        "student01,123456789012,1024,no,\n"
+        "student02,210987654321,,,shop\n",
+    )
+    roster = load_roster(path)
+    assert roster.parameters == ("task_memory", "enable_nat_gateway", "project_name")
+    first, second = roster
+    # Read as the type of the notebook's default; an empty cell is the notebook's default.
+    assert first.parameters == {"task_memory": 1024, "enable_nat_gateway": False}
+    assert second.parameters == {"project_name": "shop"}
+    assert "task_memory" not in first.notebook_parameters("sandbox"), "identity only"
+
+
+def test_a_parameter_of_the_notebooks_being_run(tmp_path) -> None:
+    exercise = notebook_with(tmp_path, 'seat_row = "a"\nretries = 1')
+    path = write(tmp_path, "student,account_id,seat_row\nstudent01,123456789012,c\n")
+    (student,) = load_roster(path, notebooks=(exercise,))
+    assert student.parameters == {"seat_row": "c"}
+    assert problems(path) == [(1, "seat_row")], "no notebook of the kit has seat_row"
+    with pytest.raises(RosterError) as error:
+        load_roster(path, notebooks=("00",))
+    assert "nor a parameter of notebook 00 (" in str(error.value)
+
+
+def test_fault_is_a_parameter_of_the_break_and_fix_exercise(tmp_path) -> None:
+    path = write(tmp_path, "student,account_id,fault\nstudent01,123456789012,wrong-port\n")
+    (student,) = load_roster(path)
+    assert student.parameters == {"fault": "wrong-port"}
+    message = check_roster(path, notebooks=("00",))["problem"][0]
+    assert "It is a parameter of notebook" in message
+    assert "solutions/04_break_and_fix.ipynb" in message and "not run here." in message
+
+
+def test_a_parameter_column_is_checked_again_for_the_notebooks_run(tmp_path) -> None:
+    exercise = notebook_with(tmp_path, "retries = 1")
+    path = write(tmp_path, "student,account_id,task_memory\nstudent01,123456789012,1024\n")
+    roster = load_roster(path)
+    with pytest.raises(RosterError) as error:
+        as_roster(roster, notebooks=(exercise,))
+    assert [(p.line, p.column) for p in error.value.problems] == [(1, "task_memory")]
+    message = error.value.problems[0].message
+    assert "It is a parameter of notebooks 00, 07, 99, not run here." in message
+    assert as_roster(roster, notebooks=("00", "07")) is roster
+
+
+@pytest.mark.parametrize("column", ["2nd_try", "task-memory", "task memory", "class"])
+def test_a_parameter_column_must_be_a_python_identifier(tmp_path, column) -> None:
+    path = write(tmp_path, f"student,account_id,{column}\nstudent01,123456789012,x\n")
+    assert problems(path) == [(1, column)]
+    assert "Python identifier" in check_roster(path)["problem"][0]
+
+
+def test_backend_is_not_a_roster_column(tmp_path) -> None:
+    path = write(tmp_path, "student,account_id,backend\nstudent01,123456789012,aws\n")
+    assert problems(path) == [(1, "backend")]
+    assert "comes from --backend" in check_roster(path)["problem"][0]
+
+
+def test_an_unknown_parameter_names_the_notebooks_parameters(tmp_path) -> None:
+    path = write(tmp_path, "student,account_id,task_memroy\nstudent01,123456789012,1024\n")
+    assert problems(path) == [(1, "task_memroy")]
+    problem = check_roster(path, notebooks=("00",))["problem"][0]
+    assert "nor a parameter of notebook 00 (app_count, enable_nat_gateway," in problem
+    assert "Did you mean 'task_memory'?" in problem
+
+
+def test_bad_parameter_values_are_reported_by_line_with_the_rest(tmp_path) -> None:
+    path = write(
+        tmp_path,
+        "student,account_id,task_memory,enable_nat_gateway,seat\n"
+        "student01,1234,1024,yes,\n"
+        "student02,210987654321,lots,,\n"
+        "student03,333333333333,,maybe,\n",
+    )
+    assert problems(path) == [
+        (1, "seat"),
+        (2, "account_id"),
+        (3, "task_memory"),
+        (4, "enable_nat_gateway"),
+    ]
+    table = check_roster(path)
+    assert (
+        "'lots': task_memory is a whole number (the notebook's default is 512)"
+        in (table["problem"][2])
+    )
+    assert "'maybe': enable_nat_gateway is true or false" in table["problem"][3]
