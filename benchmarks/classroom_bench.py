@@ -34,7 +34,6 @@ import psutil
 from handson import sandbox
 from handson.classroom.provision import DEFAULT_PARALLEL, provision
 from handson.connection import sandbox_account_id
-from handson.sandbox.config import environment, private_config
 
 MIB = 1024 * 1024
 SAMPLE_SECONDS = 0.5
@@ -150,9 +149,6 @@ class Run:
 
 
 def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
-    config = private_config()
-    saved = dict(os.environ)
-    os.environ.update(environment(config))
     work = Path(tempfile.mkdtemp(prefix="classroom-bench-"))
     roster = work / "roster.csv"
     names = [f"bench{i:02d}" for i in range(1, students + 1)]
@@ -160,51 +156,52 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
         "student,account_id\n" + "".join(f"{n},{sandbox_account_id(n)}\n" for n in names)
     )
     try:
-        status = sandbox.start(config)
-        server = psutil.Process(status.pid)
-        me = psutil.Process()
+        with sandbox.private() as config:
+            status = sandbox.status(config)
+            server = psutil.Process(status.pid)
+            me = psutil.Process()
 
-        def notebooks_cpu() -> float:
-            # Workers are reaped by the forkserver (a child of this process), kernels by
-            # the workers: the forkserver's children times hold them once they have ended.
-            return sum(cpu_seconds(c) for c in me.children() if c.pid != server.pid)
+            def notebooks_cpu() -> float:
+                # Workers are reaped by the forkserver (a child of this process), kernels by
+                # the workers: the forkserver's children times hold them once they have ended.
+                return sum(cpu_seconds(c) for c in me.children() if c.pid != server.pid)
 
-        cpu_before = {
-            "sandbox": cpu_seconds(server),
-            "notebooks": notebooks_cpu(),
-            "this": sum(me.cpu_times()[:2]),
-        }
-        with Sampler(status.pid) as sampler:
-            start = time.perf_counter()
-            report = provision(
-                roster, notebooks=notebooks, parallel=parallel, out=work / "runs", progress=False
+            cpu_before = {
+                "sandbox": cpu_seconds(server),
+                "notebooks": notebooks_cpu(),
+                "this": sum(me.cpu_times()[:2]),
+            }
+            with Sampler(status.pid) as sampler:
+                start = time.perf_counter()
+                report = provision(
+                    roster,
+                    notebooks=notebooks,
+                    parallel=parallel,
+                    out=work / "runs",
+                    progress=False,
+                )
+                wall = time.perf_counter() - start
+            cpu = {
+                "sandbox": cpu_seconds(server) - cpu_before["sandbox"],
+                "notebooks": notebooks_cpu() - cpu_before["notebooks"],
+                "this": sum(me.cpu_times()[:2]) - cpu_before["this"],
+            }
+            table = report.table
+            per_student = table.groupby("student")["duration"].sum()
+            overhead, cells = notebook_overhead(table)
+            return Run(
+                wall=wall,
+                ok=int((table.groupby("student")["status"].agg(set) == {"ok"}).sum()),
+                student=median(per_student),
+                per_notebook={n: median(g["duration"]) for n, g in table.groupby("notebook")},
+                overhead=median(overhead) if overhead else float("nan"),
+                cells={k: median(v) for k, v in cells.items()},
+                peak_rss=sampler.peak / MIB,
+                split=sampler.split,
+                kernels_at_peak=sampler.kernels,
+                cpu=cpu,
             )
-            wall = time.perf_counter() - start
-        cpu = {
-            "sandbox": cpu_seconds(server) - cpu_before["sandbox"],
-            "notebooks": notebooks_cpu() - cpu_before["notebooks"],
-            "this": sum(me.cpu_times()[:2]) - cpu_before["this"],
-        }
-        table = report.table
-        per_student = table.groupby("student")["duration"].sum()
-        overhead, cells = notebook_overhead(table)
-        return Run(
-            wall=wall,
-            ok=int((table.groupby("student")["status"].agg(set) == {"ok"}).sum()),
-            student=median(per_student),
-            per_notebook={n: median(g["duration"]) for n, g in table.groupby("notebook")},
-            overhead=median(overhead) if overhead else float("nan"),
-            cells={k: median(v) for k, v in cells.items()},
-            peak_rss=sampler.peak / MIB,
-            split=sampler.split,
-            kernels_at_peak=sampler.kernels,
-            cpu=cpu,
-        )
     finally:
-        sandbox.stop(config)
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(config.home, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

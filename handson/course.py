@@ -127,22 +127,14 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
     between runs (times, ports) is normalised with notebooks/sanitize.cfg before writing,
     so running it twice gives no diff.
     """
-    import os
-    import shutil
-
     import nbformat
     from nbclient import NotebookClient
 
     from handson import sandbox
-    from handson.sandbox.config import environment, private_config
 
-    config = private_config(seed=7)
-    saved = dict(os.environ)
-    os.environ.update(environment(config))
     done = []
     prepared = False
-    try:
-        sandbox.start(config)
+    with sandbox.private(seed=7):
         for key in expand_keys(keys):
             path = notebook_path(key)
             if path.parent == SOLUTIONS_DIR and not prepared:
@@ -158,11 +150,6 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
             ).execute()
             nbformat.write(normalise(notebook, sanitize_rules()), path)
             done.append(path)
-    finally:
-        sandbox.stop(config)
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(config.home, ignore_errors=True)
     return done
 
 

@@ -284,3 +284,27 @@ def mutating_calls(account_id: str, config: SandboxConfig | None = None) -> dict
         raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
     answer = _request(f"{current.endpoint_url}/_handson/calls?account={account_id}")
     return {k: int(v) for k, v in answer["mutating_calls"].items()}
+
+
+@contextlib.contextmanager
+def private(*, seed: int | None = None, speed: float | None = None) -> Iterator[SandboxConfig]:
+    """A sandbox of its own for the duration of a ``with`` block: a new HANDSON_HOME and
+    free ports, pointed at by this process's environment (so ``handson.connect()`` and
+    the kernels it starts find it), stopped and removed afterwards with the environment
+    restored. For tests, benchmarks and refreshing committed outputs, never the
+    learner's own sandbox."""
+    import shutil
+
+    from handson.sandbox.config import DEFAULT_SPEED, environment, private_config
+
+    config = private_config(seed=seed, speed=DEFAULT_SPEED if speed is None else speed)
+    saved = dict(os.environ)
+    os.environ.update(environment(config))
+    try:
+        start(config)
+        yield config
+    finally:
+        stop(config)
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(config.home, ignore_errors=True)
