@@ -380,6 +380,15 @@ class ApiServer(ThreadingHTTPServer):
         with self._inflight_cond:
             return self._inflight_cond.wait_for(lambda: self._inflight == 0, timeout)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a load balancer closing an idle
+        connection, a health check that timed out) is one log line, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            log.info("client %s closed the connection: %s", client_address[0], error)
+            return
+        super().handle_error(request, client_address)
+
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

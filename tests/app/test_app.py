@@ -393,6 +393,20 @@ def test_log_lines(app):
     assert all(re.match(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ", line) for line in app.lines)
 
 
+def test_a_client_that_resets_the_connection_is_one_log_line(app):
+    """A health check that times out or a proxy that hangs up mid-request resets the
+    connection: the app logs one line, never a traceback a learner would take for a bug."""
+    import struct
+
+    sock = socket.create_connection(("127.0.0.1", app.port), timeout=10)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers not finished
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # with SO_LINGER 0: a TCP reset instead of a FIN
+    assert app.wait_for_line("closed the connection")
+    assert app.request("GET", "/health").status == 200
+    assert "Traceback" not in app.output
+
+
 def test_password_never_in_output(app, db_env):
     assert app.lines
     assert db_env["DB_PASSWORD"] not in app.output
