@@ -877,6 +877,32 @@ def show_stopped_tasks(lab: Lab) -> pd.DataFrame:
     return task_rows(_tasks(lab, "STOPPED"))
 
 
+@step("Show why tasks stopped")
+def show_stop_reasons(lab: Lab) -> pd.DataFrame:
+    """Each distinct reason the service's tasks stopped for, oldest first: its stop code,
+    the availability zones it happened in, and what to check (the chapter's
+    troubleshooting, one row per cause instead of one per task).
+
+    Calls ListTasks and DescribeTasks. Read-only. Chapter 7.
+    """
+    rows: dict[tuple[str, str], set[str]] = {}
+    for task in _tasks(lab, "STOPPED"):
+        key = (task.get("stopCode", ""), task.get("stoppedReason", ""))
+        rows.setdefault(key, set()).add(task.get("availabilityZone", ""))
+    return pd.DataFrame(
+        [
+            {
+                "stop_code": code,
+                "stopped_reason": reason,
+                "zones": ", ".join(sorted(zones)),
+                "check": stop_hint(reason) if reason else "",
+            }
+            for (code, reason), zones in rows.items()
+        ],
+        columns=["stop_code", "stopped_reason", "zones", "check"],
+    )
+
+
 @step("Show the service events")
 def show_service_events(lab: Lab, *, limit: int = 10) -> pd.DataFrame:
     """The service scheduler's latest events, newest first (the console's Events tab)."""

@@ -77,6 +77,11 @@ def test_service_fails_then_runs_after_push_and_restart(built) -> None:
     assert "push it with push_image()" in str(failed.value)
     stopped = ecs.show_stopped_tasks(lab)
     assert set(stopped["stop_code"]) == {"TaskFailedToStart"}
+    reasons = ecs.show_stop_reasons(lab)  # one row per cause, not per task
+    assert len(reasons) == 1 and len(stopped) >= 3
+    assert reasons["stopped_reason"][0].startswith("CannotPullContainerError")
+    assert reasons["zones"][0] == "ap-northeast-1a, ap-northeast-1c"
+    assert "push it with push_image()" in reasons["check"][0]
     image = registry.push_image(lab)
     deployment = ecs.restart_service(lab, image_digest=image.digest)
     assert deployment is not None and deployment.startswith("ecs-svc/")
