@@ -14,15 +14,23 @@ from handson.exceptions import HandsonError, RosterProblem
 
 
 def _sandbox_config(args: argparse.Namespace) -> sandbox.SandboxConfig:
-    return sandbox.load_config(port=args.port, alb_port=args.alb_port, speed=args.speed)
+    return sandbox.load_config(
+        port=args.port,
+        alb_port=args.alb_port,
+        speed=args.speed,
+        control_speed=args.control_speed,
+    )
 
 
 def _print_status(status: sandbox.SandboxStatus, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(status.as_dict(), indent=2, default=str))
         return
+    if status.note:
+        print(f"sandbox: {status.note}")
     if not status.running:
-        print("sandbox: not running (start it with: handson sandbox start)")
+        if not status.died:
+            print("sandbox: not running (start it with: handson sandbox start)")
         return
     details = status.details or {}
     print(f"sandbox: running (pid {status.pid}, speed x{status.speed:g})")
@@ -47,8 +55,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.action == "start":
         _print_status(sandbox.start(config), as_json=args.json)
     elif args.action == "stop":
-        stopped = sandbox.stop(config)
-        print("sandbox: stopped" if stopped else "sandbox: was not running")
+        from handson.sandbox.lifecycle import shutdown
+
+        report = shutdown(config)
+        print(
+            f"sandbox: {report.note}"
+            if report.note
+            else ("sandbox: stopped" if report.stopped else "sandbox: was not running")
+        )
     elif args.action == "status":
         status = sandbox.status(config)
         _print_status(status, as_json=args.json)
@@ -176,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("--port", type=int, help="AWS API port (default 5454, HANDSON_SANDBOX_PORT)")
     box.add_argument("--alb-port", type=int, help="ALB proxy port (default 5455)")
     box.add_argument("--speed", type=float, help="time speed factor (default 20; 1 = AWS timing)")
+    box.add_argument(
+        "--control-speed",
+        type=float,
+        help="how much faster RDS, NAT, ALB... get ready (default 10 x speed; 0 = instant)",
+    )
     box.add_argument("--json", action="store_true", help="print the status as JSON")
     box.set_defaults(func=cmd_sandbox)
     run = commands.add_parser("course", help="run the course notebooks headless for one student")

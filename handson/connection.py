@@ -7,9 +7,11 @@ and names of the student's resources, and for an HTTP session that reaches the A
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import json
+import os
 import re
 import threading
 import urllib.error
@@ -20,11 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import boto3
+import botocore.session
 import pandas as pd
 from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    RefreshableCredentials,
+    create_assume_role_refresher,
+)
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from handson import awscli
-from handson.exceptions import ConfigurationError
+from handson.exceptions import AwsError, ConfigurationError
 
 Backend = Literal["sandbox", "aws"]
 DEFAULT_REGION = "ap-northeast-1"
@@ -34,6 +44,15 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 # Request fields whose values are secrets: never recorded, never shown.
 SECRET_FIELDS = {"SecretString", "MasterUserPassword", "Password", "SecretBinary", "password"}
+# IAM role ARNs, with an optional path (role/teaching/student-admin), as the roster accepts.
+ROLE_ARN = re.compile(
+    r"^arn:aws(?:-cn|-us-gov)?:iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+)
+ROLE_ARN_SHAPE = "arn:aws:iam::<12-digit account>:role/<name>"
+# How long one AssumeRole's credentials last (AWS allows 900 s up to the role's maximum
+# session duration, at most 12 h). botocore assumes the role again before they expire.
+DEFAULT_SESSION_DURATION = 3600
+MIN_SESSION_DURATION, MAX_SESSION_DURATION = 900, 43200
 
 
 @dataclass(frozen=True)
@@ -279,6 +298,77 @@ def ecs_regions() -> frozenset[str]:
     return frozenset(boto3.Session().get_available_regions("ecs"))
 
 
+@functools.cache
+def aws_regions() -> dict[str, str]:
+    """Every region botocore knows, in any partition, and its partition (no network)."""
+    session = boto3.Session()
+    regions: dict[str, str] = {}
+    for partition in session.get_available_partitions():
+        for region in session.get_available_regions("ec2", partition_name=partition):
+            regions.setdefault(region, partition)
+    return regions
+
+
+def check_region(region: str) -> None:
+    """Reject a region that is not a real AWS region, or one where the kit can't run ECS."""
+    if region in ecs_regions():
+        return
+    partition = aws_regions().get(region)
+    if partition == "aws":
+        raise ConfigurationError(
+            f"region={region!r}: Amazon ECS is not offered in this region, so the course "
+            "can't run there. Use a region with ECS, e.g. 'ap-northeast-1' (Tokyo)."
+        )
+    if partition is not None:
+        raise ConfigurationError(
+            f"region={region!r} belongs to the separate {partition!r} partition (its own "
+            "accounts and sign-in); the kit runs in the standard AWS regions. Use one of them, "
+            "e.g. 'ap-northeast-1' (Tokyo)."
+        )
+    close = difflib.get_close_matches(region.lower(), sorted(ecs_regions()), n=1)
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigurationError(
+        f"region={region!r} is not an AWS region.{guess} A region is a code such as "
+        "'ap-northeast-1' (Tokyo) or 'us-east-1' (N. Virginia); if yours is newer than your "
+        "boto3, upgrade it: pip install -U boto3."
+    )
+
+
+def check_role_arn(role_arn: str) -> None:
+    """Reject a role ARN that AWS would refuse as malformed, before any call."""
+    if ROLE_ARN.match(role_arn):
+        return
+    example = "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole"
+    if re.fullmatch(r"\d{12}", role_arn):
+        why = (
+            f" That is an account ID; its role's ARN is e.g. "
+            f"arn:aws:iam::{role_arn}:role/OrganizationAccountAccessRole."
+        )
+    elif (account := re.match(r"^arn:[^:]*:iam::([^:]*):", role_arn)) and not re.fullmatch(
+        r"\d{12}", account.group(1)
+    ):
+        why = f" Its account part {account.group(1)!r} must be exactly 12 digits."
+    elif re.match(r"^arn:[^:]*:iam::\d{12}:(user|group|policy|instance-profile)/", role_arn):
+        why = " It names an IAM user, group, policy or instance profile, not a role."
+    else:
+        why = ""
+    raise ConfigurationError(
+        f"role_arn={role_arn!r} is not an IAM role ARN.{why} The shape is {ROLE_ARN_SHAPE}, "
+        f"e.g. {example} (the IAM console shows it on the role's page, as 'ARN')."
+    )
+
+
+def check_session_duration(session_duration: int) -> None:
+    """Reject an AssumeRole duration AWS would refuse (900 s to 12 h)."""
+    if not MIN_SESSION_DURATION <= session_duration <= MAX_SESSION_DURATION:
+        raise ConfigurationError(
+            f"session_duration={session_duration!r}: AWS allows {MIN_SESSION_DURATION} to "
+            f"{MAX_SESSION_DURATION} seconds (15 min to 12 h) for one AssumeRole. The kit "
+            f"assumes the role again before the credentials expire, so the default "
+            f"{DEFAULT_SESSION_DURATION} is fine for a whole day."
+        )
+
+
 def check_names(*, student: str, project_name: str, environment: str, region: str) -> None:
     """Reject names AWS would refuse later, before any call (series naming rules)."""
     for label, value in (("project_name", project_name), ("environment", environment)):
@@ -297,10 +387,7 @@ def check_names(*, student: str, project_name: str, environment: str, region: st
         raise ConfigurationError(
             f"student={student!r}: use letters, digits, '.', '_', '@' or '-' (e.g. 'student01')."
         )
-    if region not in ecs_regions():
-        raise ConfigurationError(
-            f"region={region!r} is not an AWS region with ECS (e.g. 'ap-northeast-1')."
-        )
+    check_region(region)
 
 
 def connect(
@@ -312,19 +399,34 @@ def connect(
     student: str = "student01",
     project_name: str = "my-project",
     environment: str = "dev",
+    session_duration: int = DEFAULT_SESSION_DURATION,
 ) -> Lab:
     """Open a student's account: the local sandbox (started if needed) or real AWS.
 
     On the sandbox each student is an account of its own, reached with STS AssumeRole
     as on AWS. With ``backend="aws"`` the profile (or the default credential chain) is
     used, and ``role_arn`` is assumed when given (a per-student account).
+
+    An assumed role's credentials last ``session_duration`` seconds (900 to 43200) and
+    are renewed by botocore before they expire, so a kernel keeps working all day.
+    Mistakes found at connect (an unknown profile, no credentials, expired or wrong
+    keys, a malformed role ARN, a role that doesn't trust you) raise the kit's
+    ``ConfigurationError`` or ``AwsError`` with what to do next; nothing is created.
     """
     check_names(student=student, project_name=project_name, environment=environment, region=region)
+    if role_arn is not None:
+        check_role_arn(role_arn)
+    check_session_duration(session_duration)
     endpoint = proxy = None
+    caller = ""
     if backend == "sandbox":
+        import warnings
+
         from handson import sandbox
 
         status = sandbox.start()
+        if status.note:
+            warnings.warn(status.note, stacklevel=2)
         endpoint, proxy = status.endpoint_url, status.alb_proxy_url
         base = boto3.Session(
             aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region
@@ -333,14 +435,20 @@ def connect(
             f"arn:aws:iam::{sandbox_account_id(student)}:role/OrganizationAccountAccessRole"
         )
     elif backend == "aws":
-        base = boto3.Session(profile_name=profile, region_name=region)
+        base = _aws_session(profile, region)
+        caller = _caller_arn(base, profile)
     else:
         raise ConfigurationError(
             f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS)."
         )
+    session = base
+    if role_arn:
+        session = _assume(
+            base, role_arn, student, endpoint, duration=session_duration, caller=caller
+        )
     return Lab(
         backend=backend,
-        session=_assume(base, role_arn, student, endpoint) if role_arn else base,
+        session=session,
         region=region,
         student=student,
         project_name=project_name,
@@ -350,19 +458,167 @@ def connect(
     )
 
 
-def _assume(
-    base: boto3.Session, role_arn: str, student: str, endpoint: str | None
-) -> boto3.Session:
-    from handson.errors import aws_errors
+def _sts_client(base: boto3.Session, endpoint: str | None) -> Any:
+    """The STS client connect() uses for GetCallerIdentity and AssumeRole (tests stub it)."""
+    return base.client("sts", endpoint_url=endpoint, config=RETRY_CONFIG)
 
-    sts = base.client("sts", endpoint_url=endpoint, config=RETRY_CONFIG)
-    with aws_errors("AssumeRole"):
-        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"handson-{student}"[:64])[
-            "Credentials"
-        ]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=base.region_name,
+
+def _where(profile: str | None) -> str:
+    """Where the credentials come from, in words."""
+    if profile:
+        return f"profile {profile!r}"
+    if os.environ.get("AWS_PROFILE"):
+        return f"profile {os.environ['AWS_PROFILE']!r} (from AWS_PROFILE)"
+    return "the default credential chain: AWS_* variables, then the default profile"
+
+
+def _aws_session(profile: str | None, region: str) -> boto3.Session:
+    """A boto3 session for real AWS whose credentials can at least be found."""
+    try:
+        base = boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as error:
+        raise _unknown_profile(profile or os.environ.get("AWS_PROFILE", "")) from error
+    try:
+        credentials = base.get_credentials()
+    except BotoCoreError as error:  # an expired SSO login, a key without its secret, ...
+        raise ConfigurationError(
+            f"The AWS credentials of {_where(profile)} can't be loaded: {error} "
+            "Fix them (`aws configure`, or `aws sso login` for an SSO profile) and run the "
+            "connect cell again."
+        ) from error
+    if credentials is None:
+        files = ", ".join(_config_files())
+        raise ConfigurationError(
+            "No AWS credentials found for connect('aws'): none in the AWS_ACCESS_KEY_ID/"
+            f"AWS_SECRET_ACCESS_KEY variables, {files} or an instance role. Configure them "
+            "with `aws configure` (access keys) or `aws configure sso` (IAM Identity Center), "
+            "then connect('aws') or connect('aws', profile='<name>') for a named profile; or "
+            "use the local sandbox, which needs no account: handson.connect()."
+        )
+    return base
+
+
+def _config_files() -> tuple[str, str]:
+    """The AWS CLI's credentials and config files (``AWS_SHARED_CREDENTIALS_FILE``,
+    ``AWS_CONFIG_FILE`` or their defaults)."""
+    core = botocore.session.Session()
+    return (
+        str(core.get_config_variable("credentials_file")),
+        str(core.get_config_variable("config_file")),
     )
+
+
+def _unknown_profile(name: str) -> ConfigurationError:
+    core = botocore.session.Session()
+    files = " and ".join(_config_files())
+    try:
+        profiles = sorted(core.available_profiles)
+    except BotoCoreError:
+        profiles = []
+    known = (
+        "Profiles there: " + ", ".join(repr(p) for p in profiles) + "."
+        if profiles
+        else "There is no profile there yet."
+    )
+    source = "" if "AWS_PROFILE" not in os.environ else " (named by AWS_PROFILE)"
+    return ConfigurationError(
+        f"profile={name!r}{source} is not in your AWS config ({files}). {known} Pass one of "
+        f"them as profile=..., or create it: aws configure --profile {name}"
+    )
+
+
+def _caller_arn(base: boto3.Session, profile: str | None) -> str:
+    """Who the credentials are (GetCallerIdentity), or the kit's error if AWS refuses them."""
+    from handson.errors import aws_errors, translate
+
+    try:
+        with aws_errors("GetCallerIdentity"):
+            try:
+                return str(_sts_client(base, None).get_caller_identity()["Arn"])
+            except ClientError as error:
+                cause = translate(error)
+                raise AwsError(
+                    f"{cause.message} [credentials from {_where(profile)}]",
+                    code=cause.code,
+                    operation=cause.operation,
+                    hint=cause.hint,
+                ) from error
+    except BotoCoreError as error:
+        if isinstance(error, ProfileNotFound):  # a source_profile that doesn't exist
+            raise _unknown_profile(str(error.kwargs.get("profile", ""))) from error
+        raise ConfigurationError(
+            f"The AWS credentials of {_where(profile)} can't be used: {error}"
+        ) from error
+
+
+class _AssumedRole(CredentialProvider):  # type: ignore[misc]
+    """Hands botocore the assumed role's refreshing credentials."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "handson-assume-role"
+
+    def __init__(self, credentials: RefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> RefreshableCredentials:
+        return self._credentials
+
+
+def _assume(
+    base: boto3.Session,
+    role_arn: str,
+    student: str,
+    endpoint: str | None,
+    *,
+    duration: int,
+    caller: str = "",
+) -> boto3.Session:
+    """A session in the role's account whose credentials botocore renews (AssumeRole again)
+    shortly before they expire, as it does for a profile's ``role_arn``."""
+    from handson.errors import aws_errors, translate
+
+    sts = _sts_client(base, endpoint)
+    refresh = create_assume_role_refresher(
+        sts,
+        {
+            "RoleArn": role_arn,
+            "RoleSessionName": f"handson-{student}"[:64],
+            "DurationSeconds": duration,
+        },
+    )
+    with aws_errors("AssumeRole"):
+        try:
+            first = refresh()  # now, so that a refusal is reported at connect
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code not in ("AccessDenied", "AccessDeniedException") or not caller:
+                raise
+            cause = translate(error)
+            account = ROLE_ARN.match(role_arn)
+            caller_account = caller.split(":")[4] if caller.count(":") >= 5 else "<account>"
+            raise AwsError(
+                cause.message,
+                code=cause.code,
+                operation=cause.operation,
+                hint=(
+                    f"You ({caller}) may not assume {role_arn}. Check the role's trust policy "
+                    f"(IAM console > Roles > {role_arn.rsplit('/', 1)[-1]} > Trust "
+                    f"relationships, in account {account.group('account') if account else '?'}"
+                    f"): it must allow sts:AssumeRole to your account or principal, e.g. "
+                    f'"Principal": {{"AWS": "arn:aws:iam::{caller_account}:root"}}. Your own '
+                    "IAM policies must also allow sts:AssumeRole on that role."
+                ),
+            ) from error
+    # botocore refreshes 15 min (advisory) and 10 min (mandatory) before expiry; scaled
+    # down for short sessions so a 15-minute one isn't renewed on every call.
+    credentials = RefreshableCredentials.create_from_metadata(
+        first,
+        refresh_using=refresh,
+        method="assume-role",
+        advisory_timeout=min(15 * 60, duration // 4),
+        mandatory_timeout=min(10 * 60, duration // 6),
+    )
+    core = botocore.session.Session()
+    core.register_component("credential_provider", CredentialResolver([_AssumedRole(credentials)]))
+    return boto3.Session(botocore_session=core, region_name=base.region_name)

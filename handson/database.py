@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from handson import secrets
+from handson import secrets, waiting
 from handson.connection import Lab
 from handson.errors import step
 from handson.exceptions import ConfigurationError
@@ -45,7 +45,8 @@ DB_PARAMETERS: dict[str, tuple[str, str]] = {
     "log_statement": ("all", "immediate"),
 }
 # RDS takes 5 to 15 minutes to create or delete an instance: poll every 5 s, up to 40 min.
-WAITER_CONFIG = {"Delay": 5, "MaxAttempts": 480}
+# "It can take up to 20 minutes before the new instance is available"; deleting, minutes.
+WAIT_SECONDS = 2400.0
 # RDS error codes for a missing resource.
 _INSTANCE_NOT_FOUND = "DBInstanceNotFound"
 _SUBNET_GROUP_NOT_FOUND = "DBSubnetGroupNotFoundFault"
@@ -227,8 +228,8 @@ def ensure_db_instance(
     elif instance["DBInstanceStatus"] == "available":
         return instance
     # The create response has no endpoint yet: AWS assigns it while creating.
-    rds.get_waiter("db_instance_available").wait(
-        DBInstanceIdentifier=identifier, WaiterConfig=WAITER_CONFIG
+    waiting.wait(
+        rds, "db_instance_available", timeout=WAIT_SECONDS, DBInstanceIdentifier=identifier
     )
     return dict(rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0])
 
@@ -279,8 +280,8 @@ def _reset_master_password(lab: Lab, password: str) -> None:
     rds.modify_db_instance(
         DBInstanceIdentifier=_instance_id(lab), MasterUserPassword=password, ApplyImmediately=True
     )
-    rds.get_waiter("db_instance_available").wait(
-        DBInstanceIdentifier=_instance_id(lab), WaiterConfig=WAITER_CONFIG
+    waiting.wait(
+        rds, "db_instance_available", timeout=WAIT_SECONDS, DBInstanceIdentifier=_instance_id(lab)
     )
 
 
@@ -352,8 +353,11 @@ def delete_database(lab: Lab) -> None:
                 SkipFinalSnapshot=True,
                 DeleteAutomatedBackups=True,
             )
-        rds.get_waiter("db_instance_deleted").wait(
-            DBInstanceIdentifier=_instance_id(lab), WaiterConfig=WAITER_CONFIG
+        waiting.wait(
+            rds,
+            "db_instance_deleted",
+            timeout=WAIT_SECONDS,
+            DBInstanceIdentifier=_instance_id(lab),
         )
     parameter_group, subnet_group = lab.name("pg15"), lab.name("db-subnet-group")
     if _exists(

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from handson import fargate
+from handson import fargate, waiting
 from handson.connection import Lab
 from handson.errors import step, stop_hint
 from handson.exceptions import (
@@ -185,6 +185,8 @@ def _comparable(definition: dict[str, Any]) -> dict[str, Any]:
                 "environment": sorted((e["name"], e["value"]) for e in c.get("environment", [])),
                 "secrets": sorted((s["name"], s["valueFrom"]) for s in c.get("secrets", [])),
                 "logConfiguration": c.get("logConfiguration"),
+                "memory": c.get("memory"),
+                "memoryReservation": c.get("memoryReservation"),
             }
         )
     return {
@@ -939,10 +941,12 @@ def delete_service(lab: Lab) -> None:
         return
     ecs = lab.client("ecs")
     ecs.delete_service(cluster=lab.name("cluster"), service=service["serviceName"], force=True)
-    ecs.get_waiter("services_inactive").wait(
+    waiting.wait(
+        ecs,
+        "services_inactive",
+        timeout=600.0,
         cluster=lab.name("cluster"),
         services=[service["serviceName"]],
-        WaiterConfig={"Delay": 2, "MaxAttempts": 300},
     )
 
 

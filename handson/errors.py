@@ -35,6 +35,28 @@ HINTS: dict[tuple[str, str], str] = {
         "UnauthorizedOperation",
     ): "These credentials may not do this in EC2. Check the role's policies.",
     ("*", "ExpiredToken"): "The session expired. Run the connect cell again.",
+    ("GetCallerIdentity", "ExpiredToken"): "The temporary credentials you connect with have "
+    "expired. Get new ones (`aws sso login --profile <name>` for an SSO profile, or new "
+    "temporary keys with their AWS_SESSION_TOKEN), then run the connect cell again.",
+    ("*", "InvalidClientTokenId"): "AWS doesn't know this access key ID: it was deleted, "
+    "deactivated or mistyped. Check it with `aws configure list` and enter a current key with "
+    "`aws configure`. (In an opt-in region such as ap-east-1 it can also mean the account "
+    "hasn't enabled that region.)",
+    ("*", "UnrecognizedClientException"): "AWS doesn't know this access key ID: it was "
+    "deleted, deactivated or mistyped. Enter a current key with `aws configure`.",
+    ("*", "SignatureDoesNotMatch"): "The secret access key doesn't go with this access key ID "
+    "(often a copy-paste slip or a stray space), or this computer's clock is off by more than "
+    "5 minutes. Enter the pair again with `aws configure`.",
+    ("AssumeRole", "AccessDenied"): "You may not assume this role: its trust policy must allow "
+    "sts:AssumeRole to your account or principal, and your own policies must allow "
+    "sts:AssumeRole on it.",
+    ("AssumeRole", "ValidationError"): "Check session_duration: at most the role's maximum "
+    "session duration (1 h unless raised), and 1 h when the credentials you connect with are "
+    "themselves an assumed role (role chaining). The kit renews credentials anyway, so the "
+    "default 3600 is enough.",
+    ("AssumeRole", "RegionDisabledException"): "STS is not activated in this region for the "
+    "account: activate it (IAM > Account settings > Security Token Service) or pick another "
+    "region.",
     ("*", "ExpiredTokenException"): "The session expired. Run the connect cell again.",
     (
         "*",

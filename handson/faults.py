@@ -7,11 +7,16 @@ section), repairs it, restarts the service, and runs ``handson.checks.check(lab,
 "07-break-and-fix")``. Each student gets a fault of their own (:func:`pick`); the
 instructor may name one instead.
 
-Every fault is in the *environment* (ECR, IAM, the target group, the routes), not in the
-task definition: the service's circuit breaker rolls a bad revision back by itself, but a
-rollback does not bring back a deleted image, policy or route, so the fault stays until
-the learner repairs it. The faults that only bite when a task starts (image, secret policy,
-route) stop the running tasks, as AWS does when it replaces tasks, so the symptom shows.
+Every fault but one is in the *environment* (ECR, IAM, the target group, the routes), not
+in the task definition: the service's circuit breaker rolls a bad revision back by itself,
+but a rollback does not bring back a deleted image, policy or route, so the fault stays
+until the learner repairs it. Memory is a task-definition setting, so ``out-of-memory``
+deploys a revision whose container limit is below what the app uses *and* turns the
+circuit breaker's rollback off in the same UpdateService (as someone "tuning" a service
+might): the deployment fails and stays failed, and the repair is two things, a revision
+with the memory back and the rollback on again. The faults that only bite when a task
+starts (image, secret policy, route) stop the running tasks, as AWS does when it replaces
+tasks, so the symptom shows.
 
 The faults (``FAULTS``):
 
@@ -19,11 +24,12 @@ The faults (``FAULTS``):
 - ``secret-policy``: the execution role loses its inline policy for the DB secret;
 - ``health-check-path``: the target group checks a path the app does not serve;
 - ``container-port``: the target group checks a port the container does not listen on;
-- ``nat-route``: a private route table loses its 0.0.0.0/0 route to the NAT gateway.
-
-Coming with the sandbox's memory and security-group enforcement: an out-of-memory
-container (a task memory below what the app uses) and a removed ALB -> ECS security-group
-rule (port 3000 from the ALB's group).
+- ``nat-route``: a private route table loses its 0.0.0.0/0 route to the NAT gateway;
+- ``out-of-memory``: a revision gives the app container a memory limit below what the app
+  uses (its tasks stop with ``OutOfMemoryError: Container killed due to memory usage``),
+  deployed with the circuit breaker's rollback off;
+- ``alb-rule``: the ECS tasks' security group loses its rule for port 3000 from the ALB's
+  group, so the ALB's health checks time out (``Target.Timeout``).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ __all__ = [
     "pick",
     "repair",
     "repaired",
+    "restore_memory",
     "show_fault",
     "symptom",
     "wait_for_symptom",
@@ -79,6 +86,15 @@ WRONG_HEALTH_CHECK_PORT: Final = "80"
 # The zone whose private route table loses its NAT route (the first of the two).
 NAT_ROUTE_ZONE_INDEX: Final = 0
 STOP_REASON: Final = "Stopped for the break-and-fix lab (handson.faults.apply)"
+# The out-of-memory fault's container limit (MiB): the app needs about 40 MiB (AWS's
+# smallest container limit is 6 MiB). A limit from ENOUGH_MEMORY_MIB up counts as repaired.
+STARVED_MEMORY_MIB: Final = 24
+ENOUGH_MEMORY_MIB: Final = 128
+OOM_REASON: Final = "OutOfMemoryError"
+NO_ROLLBACK: Final = {
+    **ecs.DEPLOYMENT_CONFIGURATION,
+    "deploymentCircuitBreaker": {"enable": True, "rollback": False},
+}
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,33 @@ FAULTS: Final[dict[str, Fault]] = {
         "handson.network.show_network(lab) (the route tables)",
         repair="Give the private route tables their 0.0.0.0/0 route to the NAT gateways "
         "again: handson.network.ensure_nat_gateways(lab, enabled=True)." + RESTART,
+    ),
+    "out-of-memory": Fault(
+        name="out-of-memory",
+        title="the app container's memory limit is below what the app uses, and the "
+        "deployment does not roll back",
+        repaired_when=f"the service's revision gives the app container no memory limit or "
+        f"at least {ENOUGH_MEMORY_MIB} MiB, and the circuit breaker rolls back",
+        symptom="New tasks stop with Essential container in task exited; the container "
+        "says OutOfMemoryError: Container killed due to memory usage (exit code 137); the "
+        "deployment fails and is not rolled back.",
+        look_at="handson.ecs.show_stopped_tasks(lab), handson.ecs.show_stop_reasons(lab), "
+        "handson.ecs.show_service(lab) (the task definition and deployments)",
+        repair="Register a revision without the container memory limit (the chapter sets "
+        "only the task's 512 MiB) and deploy it with the circuit breaker's rollback on: "
+        "handson.faults.restore_memory(lab)." + RESTART,
+    ),
+    "alb-rule": Fault(
+        name="alb-rule",
+        title="the ECS tasks' security group no longer lets the ALB in on port 3000",
+        repaired_when="the ECS tasks' security group allows port 3000 from the ALB's group",
+        symptom="Targets turn unhealthy with Target.Timeout (Request timed out): the ALB's "
+        "health checks get no answer; ECS stops them (Task failed ELB health checks) and "
+        "starts new ones, again and again; requests through the ALB end in 504.",
+        look_at="handson.loadbalancer.show_target_health(lab), "
+        "handson.network.show_network(lab) (the security groups' inbound rules)",
+        repair="Put the chapter's security-group rules back: "
+        "handson.network.ensure_security_groups(lab)." + RESTART,
     ),
 }
 
@@ -368,6 +411,75 @@ def _break_nat_route(lab: Lab, service: dict[str, Any]) -> bool:
     return True
 
 
+def _app_container(lab: Lab, service: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(family:revision, app container definition) of the service's task definition."""
+    definition = lab.client("ecs").describe_task_definition(
+        taskDefinition=service["taskDefinition"]
+    )["taskDefinition"]
+    revision = f"{definition['family']}:{definition['revision']}"
+    containers = definition["containerDefinitions"]
+    app = next((c for c in containers if c["name"] == lab.name("app")), containers[0])
+    return revision, dict(app)
+
+
+def _rolls_back(service: dict[str, Any]) -> bool:
+    config = service.get("deploymentConfiguration") or {}
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    return bool(breaker.get("enable") and breaker.get("rollback"))
+
+
+def _break_out_of_memory(lab: Lab, service: dict[str, Any]) -> bool:
+    _, app = _app_container(lab, service)
+    if app.get("memory") == STARVED_MEMORY_MIB and not _rolls_back(service):
+        return False
+    spec = ecs.spec_from_latest(lab)
+    for container in spec["containerDefinitions"]:
+        if container["name"] == app["name"]:
+            container["memory"] = STARVED_MEMORY_MIB
+            container.pop("memoryReservation", None)  # it may not exceed the hard limit
+    starved = ecs.ensure_task_definition(lab, spec)
+    lab.client("ecs").update_service(
+        cluster=service["clusterArn"],
+        service=service["serviceName"],
+        taskDefinition=starved.arn,
+        deploymentConfiguration=NO_ROLLBACK,
+    )
+    return True
+
+
+def _alb_rule(lab: Lab) -> tuple[str, str, bool]:
+    """(ECS group id, ALB group id, whether the ECS group lets the ALB's in on 3000)."""
+    groups = network._security_groups(lab, network._require_vpc(lab)["VpcId"])
+    ecs_group, alb_group = groups.get(lab.name("ecs-sg")), groups.get(lab.name("alb-sg"))
+    if ecs_group is None or alb_group is None:
+        raise NotFoundError(
+            f"The security groups {lab.name('alb-sg')} and {lab.name('ecs-sg')} don't exist.",
+            code="InvalidGroup.NotFound",
+            operation="DescribeSecurityGroups",
+            hint=network.NOT_BUILT_HINT,
+        )
+    port = loadbalancer.TARGET_PORT
+    keys = network._permission_keys(ecs_group.get("IpPermissions", []))
+    allowed = ("tcp", port, port, alb_group["GroupId"]) in keys
+    return ecs_group["GroupId"], alb_group["GroupId"], allowed
+
+
+def _break_alb_rule(lab: Lab, service: dict[str, Any]) -> bool:
+    ecs_group, alb_group, allowed = _alb_rule(lab)
+    if not allowed:
+        return False
+    port = loadbalancer.TARGET_PORT
+    # The rule as the chapter wrote it (with its description), as the console removes it.
+    pair = {"GroupId": alb_group, "Description": f"from {lab.name('alb-sg')}"}
+    lab.client("ec2").revoke_security_group_ingress(
+        GroupId=ecs_group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "UserIdGroupPairs": [pair]}
+        ],
+    )
+    return True
+
+
 BREAKS: Final[dict[str, Callable[[Lab, dict[str, Any]], bool]]] = {
     "image-tag": _break_image_tag,
     "secret-policy": _break_secret_policy,
@@ -378,7 +490,11 @@ BREAKS: Final[dict[str, Callable[[Lab, dict[str, Any]], bool]]] = {
         lab, service, HealthCheckPort=WRONG_HEALTH_CHECK_PORT
     ),
     "nat-route": _break_nat_route,
+    "out-of-memory": _break_out_of_memory,
+    "alb-rule": _break_alb_rule,
 }
+# Faults whose symptom is a target's health (the others show in stopped tasks).
+TARGET_FAULTS: Final = frozenset({"health-check-path", "container-port", "alb-rule"})
 # Faults that bite only when a task starts: the running tasks are stopped so that their
 # replacements meet them (a health check change bites the running targets at once).
 AT_START: Final = frozenset({"image-tag", "secret-policy", "nat-route"})
@@ -408,7 +524,8 @@ def _stop_running_tasks(lab: Lab, service: dict[str, Any]) -> tuple[str, ...]:
 @step("Apply the break-and-fix fault")
 def apply(lab: Lab, name: str | None = None) -> AppliedFault:
     """Break one thing in the student's working deployment with ordinary AWS calls (ECR
-    BatchDeleteImage, IAM DeleteRolePolicy, ELB ModifyTargetGroup or EC2 DeleteRoute),
+    BatchDeleteImage, IAM DeleteRolePolicy, ELB ModifyTargetGroup, EC2 DeleteRoute, or ECS
+    RegisterTaskDefinition and UpdateService),
     stop the running tasks where the fault only bites at start, and tag the service
     ``handson:fault=<name>`` (TagResource) so the check knows which fault to look at.
 
@@ -526,6 +643,26 @@ def _repaired_nat_route(lab: Lab, service: dict[str, Any]) -> Repair:
     return Repair(ok, "; ".join(parts), "" if ok else FAULTS["nat-route"].repair)
 
 
+def _repaired_out_of_memory(lab: Lab, service: dict[str, Any]) -> Repair:
+    revision, app = _app_container(lab, service)
+    limit = app.get("memory")
+    enough = limit is None or int(limit) >= ENOUGH_MEMORY_MIB
+    rollback = _rolls_back(service)
+    saw = (
+        f"{revision}: container memory {'not set' if limit is None else f'{limit} MiB'}; "
+        f"circuit breaker rollback {'on' if rollback else 'off'}"
+    )
+    ok = enough and rollback
+    return Repair(ok, saw, "" if ok else FAULTS["out-of-memory"].repair)
+
+
+def _repaired_alb_rule(lab: Lab, service: dict[str, Any]) -> Repair:
+    ecs_group, alb_group, allowed = _alb_rule(lab)
+    port = loadbalancer.TARGET_PORT
+    saw = f"{ecs_group} {'allows' if allowed else 'does not allow'} tcp {port} from {alb_group}"
+    return Repair(allowed, saw, "" if allowed else FAULTS["alb-rule"].repair)
+
+
 REPAIRED: Final[dict[str, Callable[[Lab, dict[str, Any]], Repair]]] = {
     "image-tag": _repaired_image_tag,
     "secret-policy": _repaired_secret_policy,
@@ -536,6 +673,8 @@ REPAIRED: Final[dict[str, Callable[[Lab, dict[str, Any]], Repair]]] = {
         lab, service, "HealthCheckPort", "container-port"
     ),
     "nat-route": _repaired_nat_route,
+    "out-of-memory": _repaired_out_of_memory,
+    "alb-rule": _repaired_alb_rule,
 }
 
 
@@ -543,7 +682,8 @@ REPAIRED: Final[dict[str, Callable[[Lab, dict[str, Any]], Repair]]] = {
 def repaired(lab: Lab, name: str | None = None) -> Repair:
     """Whether the fault ``name`` (None: the one applied) is repaired: the image tag is in
     ECR, the execution role may read the secret, the target group checks GET /health on
-    the traffic port, or every private route table sends 0.0.0.0/0 to a NAT gateway.
+    the traffic port, every private route table sends 0.0.0.0/0 to a NAT gateway, or the
+    service's revision leaves the app enough memory and the circuit breaker rolls back.
 
     Reads ECS, ECR, IAM, ELB or EC2 (Describe*, Get*, List*). Read-only.
     """
@@ -586,7 +726,14 @@ def _failed_tasks(
         reason = task.get("stoppedReason", "")
         if since is not None and when < since:
             continue
-        if task.get("stopCode") == "TaskFailedToStart" or reason.startswith("Task failed "):
+        out_of_memory = any(
+            str(c.get("reason", "")).startswith(OOM_REASON) for c in task.get("containers", [])
+        )
+        if (
+            task.get("stopCode") == "TaskFailedToStart"
+            or reason.startswith("Task failed ")
+            or out_of_memory
+        ):
             failed.append((when, task))
     return [task for _, task in sorted(failed, key=lambda pair: pair[0], reverse=True)]
 
@@ -602,13 +749,19 @@ def _unhealthy_targets(lab: Lab, service: dict[str, Any]) -> list[str]:
 
 
 def _symptom(lab: Lab, service: dict[str, Any], record: AppliedFault) -> str:
-    targets = [] if record.name in AT_START else _unhealthy_targets(lab, service)
+    targets = _unhealthy_targets(lab, service) if record.name in TARGET_FAULTS else []
     if targets:
         return targets[0]
     failed = _failed_tasks(lab, service, _since(record.applied_at))
-    if failed:
-        return f"a task stopped: {failed[0].get('stoppedReason', '')}"
-    return ""
+    if not failed:
+        return ""
+    said = f"a task stopped: {failed[0].get('stoppedReason', '')}"
+    containers = [
+        f"container {c['name']}: {c['reason']}, exit code {c.get('exitCode')}"
+        for c in failed[0].get("containers", [])
+        if str(c.get("reason", "")).startswith(OOM_REASON)
+    ]
+    return f"{said} ({'; '.join(containers)})" if containers else said
 
 
 @step("Look for the fault's symptom")
@@ -676,12 +829,47 @@ def _fix_nat_route(lab: Lab) -> str:
     return "handson.network.ensure_nat_gateways(lab, enabled=True)"
 
 
+@step("Give the app its memory back")
+def restore_memory(lab: Lab) -> str:
+    """Register a revision of the latest one without the app container's memory limit
+    (the chapter sets only the task's memory) and point the service at it with the
+    chapter's deployment configuration (circuit breaker with rollback). Calls
+    DescribeTaskDefinition, RegisterTaskDefinition (unless the latest revision already has
+    no limit), DescribeServices and UpdateService. Returns the revision's ARN.
+    """
+    spec = ecs.spec_from_latest(lab)
+    for container in spec["containerDefinitions"]:
+        if container["name"] == lab.name("app"):
+            container.pop("memory", None)
+    definition = ecs.ensure_task_definition(lab, spec)
+    service = ecs.describe_service(lab)
+    lab.client("ecs").update_service(
+        cluster=service["clusterArn"],
+        service=service["serviceName"],
+        taskDefinition=definition.arn,
+        deploymentConfiguration=ecs.DEPLOYMENT_CONFIGURATION,
+    )
+    return definition.arn
+
+
+def _fix_out_of_memory(lab: Lab) -> str:
+    restore_memory(lab)
+    return "handson.faults.restore_memory(lab)"
+
+
+def _fix_alb_rule(lab: Lab) -> str:
+    network.ensure_security_groups(lab)
+    return "handson.network.ensure_security_groups(lab)"
+
+
 FIXES: Final[dict[str, Callable[[Lab], str]]] = {
     "image-tag": _fix_image_tag,
     "secret-policy": _fix_secret_policy,
     "health-check-path": _fix_target_group,
     "container-port": _fix_target_group,
     "nat-route": _fix_nat_route,
+    "out-of-memory": _fix_out_of_memory,
+    "alb-rule": _fix_alb_rule,
 }
 
 
@@ -690,7 +878,8 @@ def repair(lab: Lab, name: str | None = None) -> str:
     """Undo the fault ``name`` (None: the one applied) with the chapter's own idempotent
     step: push the image again (ECR PutImage), put the execution role's secret policy back
     (IAM PutRolePolicy), reset the target group's health check (ELB ModifyTargetGroup) or
-    the NAT routes (EC2 CreateRoute). Returns the call it made.
+    the NAT routes (EC2 CreateRoute), or deploy a revision with the app's memory back and
+    the rollback on (:func:`restore_memory`). Returns the call it made.
 
     The tasks that failed stay stopped: restart the service afterwards
     (handson.ecs.restart_service(lab), then handson.ecs.wait_for_rollout(lab)).

@@ -19,6 +19,7 @@ from typing import Any, Final
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
+from handson import waiting
 from handson.connection import HttpResponse, Lab
 from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
@@ -165,9 +166,7 @@ def _target_group(lab: Lab) -> dict[str, Any]:
 
 def _wait(lab: Lab, waiter: str, what: str, **params: Any) -> None:
     try:
-        lab.client("elbv2").get_waiter(waiter).wait(
-            **params, WaiterConfig={"Delay": 5, "MaxAttempts": 60}
-        )
+        waiting.wait(lab.client("elbv2"), waiter, timeout=300.0, **params)
     except WaiterError as error:
         raise WaitTimeoutError(
             f"{what} took longer than 5 minutes ({error.reason}). Look at it in the EC2 "

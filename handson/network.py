@@ -18,7 +18,7 @@ from typing import Any, Final
 import pandas as pd
 from botocore.exceptions import WaiterError
 
-from handson import pricing
+from handson import pricing, waiting
 from handson.connection import Lab
 from handson.errors import step
 from handson.exceptions import AwsError, NotFoundError, WaitTimeoutError
@@ -54,10 +54,9 @@ SERIES_AZS: Final = ("ap-northeast-1a", "ap-northeast-1c")
 PUBLIC_CIDRS: Final = ("10.0.1.0/24", "10.0.2.0/24")
 PRIVATE_CIDRS: Final = ("10.0.11.0/24", "10.0.12.0/24")
 NOT_BUILT_HINT: Final = "Run notebook 00 first: it builds chapters 1-6, starting with the VPC."
-# A NAT gateway takes one to a few minutes on AWS and is available at once on the sandbox;
-# the waiter checks before its first pause, so a short delay costs the sandbox nothing.
-NAT_WAIT: Final = {"Delay": 5, "MaxAttempts": 120}
-VPC_WAIT: Final = {"Delay": 2, "MaxAttempts": 30}
+# A NAT gateway takes one to a few minutes to become available (and to be deleted).
+NAT_WAIT_SECONDS: Final = 600.0
+VPC_WAIT_SECONDS: Final = 60.0
 LIVE_NAT_STATES: Final = ("pending", "available")
 SHOW_COLUMNS: Final = ["kind", "name", "id", "details"]
 
@@ -288,7 +287,7 @@ def _nat_gateways(
 def _wait_nat(lab: Lab, waiter: str, nat_ids: list[str]) -> None:
     """Wait on NAT gateways; a gateway that fails (e.g. no route to an IGW) is an error."""
     try:
-        lab.client("ec2").get_waiter(waiter).wait(NatGatewayIds=nat_ids, WaiterConfig=NAT_WAIT)
+        waiting.wait(lab.client("ec2"), waiter, timeout=NAT_WAIT_SECONDS, NatGatewayIds=nat_ids)
     except WaiterError as error:
         failed = [
             n for n in error.last_response.get("NatGateways", []) if n.get("State") == "failed"
@@ -398,7 +397,7 @@ def ensure_vpc(lab: Lab) -> Vpc:
         vpc = ec2.create_vpc(
             CidrBlock=VPC_CIDR, TagSpecifications=_tag_spec(lab, "vpc", lab.name("vpc"))
         )["Vpc"]
-        ec2.get_waiter("vpc_available").wait(VpcIds=[vpc["VpcId"]], WaiterConfig=VPC_WAIT)
+        waiting.wait(ec2, "vpc_available", timeout=VPC_WAIT_SECONDS, VpcIds=[vpc["VpcId"]])
     # A new VPC has DNS support on but DNS hostnames off; each attribute is its own call.
     for attribute, key in (
         ("enableDnsSupport", "EnableDnsSupport"),
@@ -966,8 +965,10 @@ def delete_network(lab: Lab) -> None:
     RevokeSecurityGroupIngress (rules naming another group, which would block its
     deletion), DeleteSecurityGroup, ReplaceNetworkAclAssociation (back to the default ACL),
     DeleteNetworkAcl, DisassociateRouteTable, DeleteRouteTable, DeleteSubnet,
-    DetachInternetGateway, DeleteInternetGateway and DeleteVpc. Idempotent: what is
-    already gone is skipped. Chapters 1-2.
+    DetachInternetGateway, DeleteInternetGateway and DeleteVpc. A delete that AWS refuses
+    with DependencyViolation because a deleted task's or ALB's network interface is not
+    released yet is tried again (with growing pauses, up to 15 minutes). Idempotent: what
+    is already gone is skipped. Chapters 1-2.
     """
     ec2 = lab.client("ec2")
     vpc = _find_vpc(lab)
@@ -990,7 +991,9 @@ def delete_network(lab: Lab) -> None:
         if references:
             ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=references)
     for group in groups:
-        ec2.delete_security_group(GroupId=group["GroupId"])
+        waiting.retry_while_dependent(
+            lambda group_id=group["GroupId"]: ec2.delete_security_group(GroupId=group_id)
+        )
     if vpc_id:
         acls = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
             "NetworkAcls"
@@ -1015,12 +1018,17 @@ def delete_network(lab: Lab) -> None:
             ec2.delete_route_table(RouteTableId=table["RouteTableId"])
         public_names, private_names = _subnet_names(lab, availability_zones(lab))
         for subnet in _subnets(lab, vpc_id, public_names + private_names).values():
-            ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+            waiting.retry_while_dependent(
+                lambda subnet_id=subnet["SubnetId"]: ec2.delete_subnet(SubnetId=subnet_id)
+            )
     for igw in _internet_gateways(lab):
         for attachment in igw.get("Attachments", []):
-            ec2.detach_internet_gateway(
-                InternetGatewayId=igw["InternetGatewayId"], VpcId=attachment["VpcId"]
+            # A deleted ALB's public addresses stay mapped for a while.
+            waiting.retry_while_dependent(
+                lambda igw_id=igw["InternetGatewayId"], vpc=attachment["VpcId"]: (
+                    ec2.detach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc)
+                )
             )
         ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
     if vpc_id:
-        ec2.delete_vpc(VpcId=vpc_id)
+        waiting.retry_while_dependent(lambda: ec2.delete_vpc(VpcId=vpc_id))

@@ -39,7 +39,9 @@ def _no_real_aws() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def sandbox_config() -> Iterator[SandboxConfig]:
-    config = private_config()
+    # Control-plane states are instant here; the notebooks (nbval) and
+    # tests/sandbox/test_control_time.py run them with their scaled AWS durations.
+    config = private_config(control_speed=0)
     variables = environment(config)
     saved = {k: os.environ.get(k) for k in variables}
     os.environ.update(variables)

@@ -16,6 +16,17 @@ DEFAULT_ALB_PORT = 5455
 # AWS's intervals (30 s health checks, 300 s draining, ...) run this many times faster.
 # 20 brings a new 2-task service to steady state in about 3 s; 1 gives AWS timing.
 DEFAULT_SPEED = 20.0
+# The control plane's asynchronous states (an RDS instance "creating", a NAT gateway
+# "pending", a task's network interface released after it stopped, ...) last AWS's
+# typical durations divided by the control speed. By default it is this many times the
+# speed (200 at speed 20: an RDS instance is available in about 2 s), and 1 at speed 1,
+# AWS timing; 0 makes them instant.
+CONTROL_SPEED_FACTOR = 10.0
+
+
+def default_control_speed(speed: float) -> float:
+    """The control speed that goes with ``speed`` when none is set."""
+    return 1.0 if speed <= 1.0 else speed * CONTROL_SPEED_FACTOR
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,13 @@ class SandboxConfig:
     alb_port: int = DEFAULT_ALB_PORT
     speed: float = DEFAULT_SPEED
     seed: int | None = None
+    control_speed: float | None = None  # None: default_control_speed(speed)
+
+    @property
+    def effective_control_speed(self) -> float:
+        if self.control_speed is None:
+            return default_control_speed(self.speed)
+        return self.control_speed
 
     @property
     def state_dir(self) -> Path:
@@ -54,12 +72,14 @@ def load_config(**overrides: object) -> SandboxConfig:
     env = os.environ
     home = Path(env.get("HANDSON_HOME") or Path.home() / ".handson").expanduser()
     seed = env.get("HANDSON_SANDBOX_SEED")
+    control = env.get("HANDSON_SANDBOX_CONTROL_SPEED")
     config = SandboxConfig(
         home=home,
         port=int(env.get("HANDSON_SANDBOX_PORT", DEFAULT_PORT)),
         alb_port=int(env.get("HANDSON_SANDBOX_ALB_PORT", DEFAULT_ALB_PORT)),
         speed=float(env.get("HANDSON_SANDBOX_SPEED", DEFAULT_SPEED)),
         seed=int(seed) if seed else None,
+        control_speed=float(control) if control else None,
     )
     return config.with_options(**overrides)
 
@@ -71,14 +91,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def private_config(*, seed: int | None = None, speed: float = DEFAULT_SPEED) -> SandboxConfig:
+def private_config(
+    *, seed: int | None = None, speed: float = DEFAULT_SPEED, control_speed: float | None = None
+) -> SandboxConfig:
     """A sandbox of its own: a new HANDSON_HOME and free ports, for tests and for
     refreshing notebook outputs without touching the learner's sandbox."""
     home = Path(tempfile.mkdtemp(prefix="handson-"))
     # PostgreSQL runs as an unprivileged user when the sandbox runs as root: that user
     # must be able to reach the state directory.
     home.chmod(0o755)
-    return SandboxConfig(home=home, port=free_port(), alb_port=free_port(), speed=speed, seed=seed)
+    return SandboxConfig(
+        home=home,
+        port=free_port(),
+        alb_port=free_port(),
+        speed=speed,
+        seed=seed,
+        control_speed=control_speed,
+    )
 
 
 def environment(config: SandboxConfig) -> dict[str, str]:
@@ -91,4 +120,6 @@ def environment(config: SandboxConfig) -> dict[str, str]:
     }
     if config.seed is not None:
         variables["HANDSON_SANDBOX_SEED"] = str(config.seed)
+    if config.control_speed is not None:
+        variables["HANDSON_SANDBOX_CONTROL_SPEED"] = str(config.control_speed)
     return variables

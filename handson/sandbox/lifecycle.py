@@ -9,7 +9,9 @@ end them all even when the server itself was killed. A lock file makes concurren
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import http.client
 import json
 import os
 import signal
@@ -30,6 +32,10 @@ from handson.sandbox.config import SandboxConfig, load_config
 from handson.sandbox.dataplane.runtime import MARKER_ENV, marked_processes
 
 START_TIMEOUT = 60.0
+# What a request to the server can fail with: refused, reset, cut short (IncompleteRead,
+# RemoteDisconnected), timed out, or an answer that isn't JSON.
+REQUEST_ERRORS = (OSError, urllib.error.URLError, http.client.HTTPException, ValueError)
+GONE = "its accounts, services and databases are gone"
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,25 @@ class SandboxStatus:
     pid: int | None = None
     speed: float | None = None
     details: dict[str, Any] | None = None
+    # The server of the state file is gone (killed, crashed) with everything it held.
+    died: bool = False
+    # What to tell the learner besides the status (a dead server, a replaced one), or "".
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What ``handson sandbox stop`` did: ``stopped`` is False when there was no sandbox;
+    ``died`` when its server was already dead, ``leftovers`` what it had left running."""
+
+    stopped: bool
+    pid: int | None = None
+    died: bool = False
+    leftovers: tuple[str, ...] = ()
+    note: str = ""
 
 
 def _read_state(config: SandboxConfig) -> dict[str, Any] | None:
@@ -67,6 +89,49 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _server_alive(state: dict[str, Any]) -> bool:
+    """Whether the state file's server process still runs (not a reused pid)."""
+    pid = int(state["pid"])
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read()
+    except OSError:
+        return True
+    return not command or b"handson.sandbox.server" in command
+
+
+def _leftovers(state: dict[str, Any]) -> list[int]:
+    """Processes the state file's sandbox started that still run (not the server)."""
+    return [
+        pid
+        for pid in marked_processes(str(state.get("sandbox_id")))
+        if pid != int(state["pid"]) and _alive(pid)
+    ]
+
+
+def _describe(pids: Iterable[int]) -> tuple[str, ...]:
+    """``("2 task processes", "PostgreSQL")`` for a set of sandbox processes."""
+    postgres, others = False, 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                name = handle.read().strip()
+        except OSError:
+            name = ""
+        if name.startswith(("postgres", "pg_")):
+            postgres = True
+        else:
+            others += 1
+    described = [f"{others} task process" + ("es" if others != 1 else "")] if others else []
+    return (*described, *(["PostgreSQL"] if postgres else []))
+
+
+def _died(pid: int) -> str:
+    return f"the sandbox server (pid {pid}) died; {GONE}"
 
 
 def _request(
@@ -103,12 +168,26 @@ def status(config: SandboxConfig | None = None) -> SandboxStatus:
     """Whether a sandbox server is running for this ``HANDSON_HOME``, and where."""
     config = config or load_config()
     state = _read_state(config)
-    if state is None or not _alive(int(state["pid"])):
+    if state is None:
         return SandboxStatus(running=False)
+    if not _server_alive(state):
+        left = _describe(_leftovers(state))
+        end = (
+            f" ({' and '.join(left)} it started still run: `handson sandbox stop` ends them)"
+            if left
+            else ""
+        )
+        return SandboxStatus(
+            running=False,
+            pid=int(state["pid"]),
+            died=True,
+            note=f"{_died(int(state['pid']))}: run `handson sandbox start` for a new, "
+            f"empty one{end}.",
+        )
     endpoint = f"http://127.0.0.1:{state['port']}"
     try:
         details = _request(f"{endpoint}/_handson/status")
-    except (OSError, urllib.error.URLError, ValueError):
+    except REQUEST_ERRORS:
         return SandboxStatus(running=False, pid=int(state["pid"]))
     return SandboxStatus(
         running=True,
@@ -128,10 +207,15 @@ def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT
         if current.running:
             return current
         state = _read_state(config)
+        note = ""
         if state is not None:
-            # A stale state file: the server died. Clean up whatever it left running.
-            _terminate(state)
+            # A stale state file: the server died (or hangs). End whatever it left running.
+            pid, died = int(state["pid"]), not _server_alive(state)
+            left = _terminate(state)
             config.state_file.unlink(missing_ok=True)
+            what = _died(pid) if died else f"the sandbox server (pid {pid}) did not answer"
+            ended = f" (ended what it left running: {' and '.join(left)})" if left else ""
+            note = f"{what}: starting a new, empty sandbox{ended}."
         for port, variable in (
             (config.port, "HANDSON_SANDBOX_PORT"),
             (config.alb_port, "HANDSON_SANDBOX_ALB_PORT"),
@@ -142,7 +226,8 @@ def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT
                     f"sandbox can't listen there. Stop that program, or pick a free port: "
                     f"{variable}=<port> handson sandbox start"
                 )
-        return _spawn(config, timeout)
+        started = _spawn(config, timeout)
+        return dataclasses.replace(started, note=note) if note else started
 
 
 def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
@@ -152,6 +237,7 @@ def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
         "--port", str(config.port),
         "--alb-port", str(config.alb_port),
         "--speed", str(config.speed),
+        "--control-speed", str(config.effective_control_speed),
         "--state-dir", str(config.state_dir),
         "--sandbox-id", sandbox_id,
     ]  # fmt: skip
@@ -205,32 +291,68 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def stop(config: SandboxConfig | None = None) -> bool:
     """Stop the sandbox and every process it started; False if none was running."""
+    return shutdown(config).stopped
+
+
+def shutdown(config: SandboxConfig | None = None) -> StopReport:
+    """Stop the sandbox and every process it started, saying what was found: a running
+    server, or a dead one (killed, crashed) and what it left running. Never fails on a
+    server that breaks off its answer; the state file is removed in every case."""
     config = config or load_config()
     with _start_lock(config):
         state = _read_state(config)
         if state is None:
-            return False
-        if _alive(int(state["pid"])):
-            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-                _request(f"http://127.0.0.1:{state['port']}/_handson/shutdown", "POST")
-            _wait_gone([int(state["pid"])], 10.0)
-        _terminate(state)
-        config.state_file.unlink(missing_ok=True)
-        return True
+            return StopReport(stopped=False)
+        pid = int(state["pid"])
+        died, left = not _server_alive(state), ()
+        try:
+            if died:
+                left = _describe(_leftovers(state))
+            else:
+                # The server may answer, break off (IncompleteRead), or not answer at all.
+                with contextlib.suppress(*REQUEST_ERRORS):
+                    _request(f"http://127.0.0.1:{state['port']}/_handson/shutdown", "POST")
+                _wait_gone([pid], 10.0)
+        finally:
+            _terminate(state)
+            config.state_file.unlink(missing_ok=True)
+        if not died:
+            return StopReport(stopped=True, pid=pid)
+        ended = (
+            f"ended what it left running: {' and '.join(left)}"
+            if left
+            else "nothing it started was still running"
+        )
+        return StopReport(
+            stopped=True,
+            pid=pid,
+            died=True,
+            leftovers=left,
+            note=f"{_died(pid)}; {ended}. `handson sandbox start` starts a new, empty one.",
+        )
 
 
-def _terminate(state: dict[str, Any]) -> None:
-    """End the server and every process carrying its sandbox id: TERM, then KILL."""
-    pids = {int(state["pid"]), *marked_processes(str(state.get("sandbox_id")))}
+def _terminate(state: dict[str, Any]) -> tuple[str, ...]:
+    """End the server, its process tree and every process carrying its sandbox id: TERM,
+    then KILL. Returns what was ended besides the server (``_describe``)."""
+    server = int(state["pid"])
+    pids = {server, *_leftovers(state)} if _server_alive(state) else set(_leftovers(state))
+    if server in pids:
+        with contextlib.suppress(Exception):
+            import psutil
+
+            pids |= {child.pid for child in psutil.Process(server).children(recursive=True)}
     pids = {p for p in pids if _alive(p)}
+    ended = _describe(pids - {server})
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
         pids = _wait_gone(pids, 5.0)
-        pids |= {p for p in marked_processes(str(state.get("sandbox_id"))) if _alive(p)}
+        pids |= set(_leftovers(state))
         if not pids:
-            return
+            break
+    return ended
 
 
 def _wait_gone(pids: Iterable[int], timeout: float) -> set[int]:
@@ -287,7 +409,9 @@ def mutating_calls(account_id: str, config: SandboxConfig | None = None) -> dict
 
 
 @contextlib.contextmanager
-def private(*, seed: int | None = None, speed: float | None = None) -> Iterator[SandboxConfig]:
+def private(
+    *, seed: int | None = None, speed: float | None = None, control_speed: float | None = None
+) -> Iterator[SandboxConfig]:
     """A sandbox of its own for the duration of a ``with`` block: a new HANDSON_HOME and
     free ports, pointed at by this process's environment (so ``handson.connect()`` and
     the kernels it starts find it), stopped and removed afterwards with the environment
@@ -297,7 +421,9 @@ def private(*, seed: int | None = None, speed: float | None = None) -> Iterator[
 
     from handson.sandbox.config import DEFAULT_SPEED, environment, private_config
 
-    config = private_config(seed=seed, speed=DEFAULT_SPEED if speed is None else speed)
+    config = private_config(
+        seed=seed, speed=DEFAULT_SPEED if speed is None else speed, control_speed=control_speed
+    )
     saved = dict(os.environ)
     os.environ.update(environment(config))
     try:

@@ -213,12 +213,25 @@ class SandboxApp:
 
 
 def serve(
-    *, port: int, alb_port: int, speed: float, state_dir: Path, sandbox_id: str, seed: int | None
+    *,
+    port: int,
+    alb_port: int,
+    speed: float,
+    control_speed: float,
+    state_dir: Path,
+    sandbox_id: str,
+    seed: int | None,
 ) -> None:
     """Run the sandbox until SIGTERM, SIGINT or POST /_handson/shutdown."""
     if seed is not None:
         moto_bridge.seed(seed)
-    plane = DataPlane(state_dir=state_dir, speed=speed, sandbox_id=sandbox_id, alb_port=alb_port)
+    plane = DataPlane(
+        state_dir=state_dir,
+        speed=speed,
+        control_speed=control_speed,
+        sandbox_id=sandbox_id,
+        alb_port=alb_port,
+    )
     done = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -247,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--alb-port", type=int, required=True)
     parser.add_argument("--speed", type=float, required=True)
+    parser.add_argument("--control-speed", type=float, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--sandbox-id", required=True)
     parser.add_argument("--seed", type=int, default=None)
@@ -261,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         alb_port=args.alb_port,
         speed=args.speed,
+        control_speed=args.control_speed,
         state_dir=args.state_dir,
         sandbox_id=args.sandbox_id,
         seed=args.seed,

@@ -22,6 +22,11 @@ SYMPTOMS = {
         "Task failed ELB health checks in (target-group",
     ),
     "nat-route": ("ResourceInitializationError: unable to pull secrets or registry auth",),
+    "out-of-memory": ("OutOfMemoryError: Container killed due to memory usage, exit code 137",),
+    "alb-rule": (
+        "Target.Timeout (Request timed out)",
+        "Task failed ELB health checks in (target-group",
+    ),
 }
 QUIET = {"poll": 0.2, "progress": lambda service: None}
 
@@ -53,6 +58,8 @@ def test_fault_shows_its_symptom_and_its_repair_works(working, name) -> None:
     assert any(s in said for s in SYMPTOMS[name]), said
     if name == "nat-route":
         assert "i/o timeout" in said
+    if name == "out-of-memory":
+        assert said.startswith("a task stopped: Essential container in task exited (container ")
 
     result = check(lab, "07-break-and-fix")
     assert not result.passed
@@ -81,8 +88,10 @@ def test_fault_shows_its_symptom_and_its_repair_works(working, name) -> None:
 
 def test_pick_is_stable_and_spreads_over_the_faults() -> None:
     # The same on every run and machine (sha256, not hash()).
-    assert faults.pick("student01") == faults.pick("student01") == "image-tag"
-    assert faults.pick("student07") == "secret-policy"
+    assert faults.pick("student01") == faults.pick("student01") == "health-check-path"
+    assert faults.pick("student02") == "container-port"
+    # Seven faults: student08 is student01's fault again.
+    assert faults.pick("student08") == "health-check-path"
     picks = [faults.pick(f"student{i:02d}") for i in range(1, 31)]
     assert set(picks) == set(faults.FAULTS)
     assert all(a != b for a, b in zip(picks, picks[1:], strict=False)), "neighbours differ"

@@ -170,3 +170,67 @@ def test_server_log_has_no_secret(config) -> None:
     sandbox.stop(config)
     log = Path(config.log_file).read_text()
     assert world.ids["db_password"] not in log
+
+
+def test_stop_survives_a_shutdown_answer_cut_short(config, monkeypatch) -> None:
+    import http.client
+
+    from handson.sandbox import lifecycle
+
+    status = sandbox.start(config)
+    sandbox_id = json.loads(config.state_file.read_text())["sandbox_id"]
+    real_request = lifecycle._request
+
+    def cut_short(url: str, method: str = "GET", *args, **kwargs) -> dict:
+        answer = real_request(url, method, *args, **kwargs)
+        if url.endswith("/_handson/shutdown"):
+            raise http.client.IncompleteRead(b"{", 10)  # the server left mid-answer
+        return answer
+
+    monkeypatch.setattr(lifecycle, "_request", cut_short)
+    assert sandbox.stop(config) is True
+    assert not config.state_file.exists()
+    assert sandbox_processes(sandbox_id) == []
+    assert not psutil.pid_exists(status.pid) or psutil.Process(status.pid).status() == "zombie"
+
+
+def test_status_and_stop_say_a_killed_server_died(config) -> None:
+    status = sandbox.start(config)
+    deploy_with_database(status.endpoint_url)
+    sandbox_id = json.loads(config.state_file.read_text())["sandbox_id"]
+    os.kill(status.pid, signal.SIGKILL)
+    time.sleep(0.2)
+
+    report = sandbox.status(config)
+    assert not report.running and report.died and report.pid == status.pid
+    shown = run_cli(config, "sandbox", "status")
+    assert shown.returncode == 3
+    assert (
+        f"the sandbox server (pid {status.pid}) died; its accounts, services and databases "
+        "are gone: run `handson sandbox start` for a new, empty one"
+    ) in shown.stdout
+    assert "PostgreSQL" in shown.stdout and "not running (start" not in shown.stdout
+    assert json.loads(run_cli(config, "sandbox", "status", "--json").stdout)["died"] is True
+
+    stopped = run_cli(config, "sandbox", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"(pid {status.pid}) died" in stopped.stdout
+    assert "ended what it left running: 2 task processes and PostgreSQL" in stopped.stdout
+    assert sandbox_processes(sandbox_id) == []
+    assert not config.state_file.exists()
+    assert run_cli(config, "sandbox", "stop").stdout.strip() == "sandbox: was not running"
+
+
+def test_start_after_a_killed_server_says_it_is_a_new_sandbox(config) -> None:
+    first = sandbox.start(config)
+    os.kill(first.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    started = run_cli(config, "sandbox", "start")
+    assert started.returncode == 0, started.stderr
+    assert (
+        f"the sandbox server (pid {first.pid}) died; its accounts, services and databases are "
+        "gone: starting a new, empty sandbox"
+    ) in started.stdout
+    again = sandbox.status(config)
+    assert again.running and again.pid != first.pid and not again.note
+    assert "starting a new" not in run_cli(config, "sandbox", "start").stdout

@@ -93,6 +93,25 @@ class World:
             sgs[key] = ec2.create_security_group(
                 GroupName=f"{self.name}-{key}-sg", Description=key, VpcId=vpc
             )["GroupId"]
+
+        # Chapter 2's rules: the ALB open to the internet on 80 and 443, the tasks open to
+        # the ALB's group on 80 and 3000, the database open to the tasks' group on 5432.
+        def allow(target: str, port: int, **source: Any) -> None:
+            peer = (
+                {"UserIdGroupPairs": [{"GroupId": source["group"]}]}
+                if "group" in source
+                else {"IpRanges": [{"CidrIp": source["cidr"]}]}
+            )
+            ec2.authorize_security_group_ingress(
+                GroupId=target,
+                IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **peer}],
+            )
+
+        for port in (80, 443):
+            allow(sgs["alb"], port, cidr="0.0.0.0/0")
+        for port in (80, 3000):
+            allow(sgs["ecs"], port, group=sgs["alb"])
+        allow(sgs["rds"], 5432, group=sgs["ecs"])
         self.ids.update(vpc=vpc, subnets=subnets, sgs=sgs)
 
     def build_alb(self, *, health_path: str = "/health", deregistration_delay: int = 60) -> None:

@@ -30,6 +30,7 @@ import importlib.util
 import logging
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
@@ -39,6 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ CONNECTIONS_PER_INSTANCE = 50  # one student's runaway pool cannot starve the ot
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 HANDSHAKE_TIMEOUT = 60.0  # PostgreSQL's own authentication_timeout
+# A client the instance's security group drops waits for its own connect timeout; a
+# connection the front does not admit is held silent at most this long.
+DROP_HOLD_SECONDS = 130.0
 _MAX_IDENTIFIER = 63  # NAMEDATALEN - 1 bytes; PostgreSQL cuts longer names
 _MAX_STARTUP_PACKET = 10000  # PostgreSQL's MAX_STARTUP_PACKET_LENGTH
 _LOG_ROTATE_BYTES = 10 * 1024 * 1024
@@ -239,10 +244,18 @@ class _Front:
     so a slow reader on one side never blocks the other side.
     """
 
-    def __init__(self, listen: tuple[str, int], backend: str, prefix: str) -> None:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        backend: str,
+        prefix: str,
+        admit: Callable[[tuple[str, int]], bool] | None = None,
+    ) -> None:
         self.listen = listen
         self._backend = backend
         self._prefix = prefix
+        # admit(peer address) -> whether the network rules let this client in
+        self._admit = admit
         family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         # Rebinding right after a restart must not wait for old connections in TIME_WAIT.
@@ -293,13 +306,13 @@ class _Front:
                 if self._wake_r in ready or self._stopped:
                     return
                 try:
-                    client, _ = self._sock.accept()
+                    client, peer = self._sock.accept()
                 except OSError:
                     continue
                 if not self._track(client):
                     client.close()
                     return
-                threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+                threading.Thread(target=self._serve, args=(client, peer), daemon=True).start()
 
     def _track(self, sock: socket.socket) -> bool:
         with self._lock:
@@ -328,9 +341,29 @@ class _Front:
             raise ConnectionAbortedError("front stopped")
         return sock
 
-    def _serve(self, client: socket.socket) -> None:
+    def _dropped(self, client: socket.socket, peer: tuple[str, int]) -> bool:
+        """Whether the network rules drop this client; if so, hold it silent until it
+        gives up (its connect timeout), as a dropped SYN is never answered."""
+        try:
+            admitted = self._admit is None or self._admit(peer)
+        except Exception:
+            log.warning("database front: admission check failed", exc_info=True)
+            admitted = True
+        if admitted:
+            return False
+        deadline = time.monotonic() + DROP_HOLD_SECONDS
+        with contextlib.suppress(OSError):
+            while not self._stopped and (remaining := deadline - time.monotonic()) > 0:
+                readable, _, _ = select.select([client], [], [], min(remaining, 0.5))
+                if readable and not client.recv(65536):
+                    break
+        return True
+
+    def _serve(self, client: socket.socket, peer: tuple[str, int] = ("", 0)) -> None:
         backend: socket.socket | None = None
         try:
+            if self._dropped(client, peer):
+                return
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # A client that connects and says nothing must not hold a thread forever.
             client.settimeout(HANDSHAKE_TIMEOUT)
@@ -473,6 +506,9 @@ class PostgresHost:
         self._proc: subprocess.Popen[bytes] | None = None
         self._admin: psycopg.Connection | None = None
         self._fronts: dict[str, _Front] = {}
+        # admit(instance key, client address) -> whether the network rules let it in;
+        # set by the data plane before instances are created.
+        self.admit: Callable[[str, tuple[str, int]], bool] | None = None
         self._lock_fd: int | None = None
         self._socket_dir: Path | None = None
         self._account: tuple[int, int] | None = None
@@ -767,7 +803,12 @@ class PostgresHost:
             if front is not None:
                 front.stop()
                 del self._fronts[key]
-            self._fronts[key] = _Front((listen[0], listen[1]), self._backend_path(), prefix)
+            self._fronts[key] = _Front(
+                (listen[0], listen[1]),
+                self._backend_path(),
+                prefix,
+                admit=(lambda peer, key=key: self.admit(key, peer)) if self.admit else None,
+            )
 
     @staticmethod
     def _ensure_database(conn: psycopg.Connection, database: str, owner: str) -> None:

@@ -15,15 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from handson import fargate
-from handson.sandbox.dataplane import moto_bridge
+from handson.sandbox.dataplane import memory, moto_bridge
 from handson.sandbox.dataplane.clock import Clock
+from handson.sandbox.dataplane.control import ControlPlane
 from handson.sandbox.dataplane.database import PostgresHost
+from handson.sandbox.dataplane.firewall import (
+    INTERNET_CLIENT,
+    Endpoint,
+    Firewall,
+    Flow,
+    alb_endpoint,
+    logged,
+)
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
 from handson.sandbox.dataplane.runtime import LoopbackPool
 from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
-from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json
+from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +50,22 @@ DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
 class DataPlane:
     """Runs ECS tasks and services, ALB health and traffic, logs and databases."""
 
-    def __init__(self, *, state_dir: Path, speed: float, sandbox_id: str, alb_port: int) -> None:
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        speed: float,
+        sandbox_id: str,
+        alb_port: int,
+        control_speed: float = 0.0,
+    ) -> None:
         self.state_dir = state_dir
         self.sandbox_id = sandbox_id
         self.lock = threading.RLock()
         self.clock = Clock(speed)
+        self.control = ControlPlane(control_speed)
+        # Network interfaces of deleted resources not yet cleaned up (see ``linger``).
+        self._lingering: list[dict[str, Any]] = []
         # Each sandbox on the machine takes its own 127.x.0.0/16, so that two of them (a
         # learner's and a test run's) don't hand out the same task addresses.
         self.runner = TaskRunner(
@@ -55,9 +75,15 @@ class DataPlane:
             hosts_file=self.hosts_file,
             lock=self.lock,
         )
-        self.targets = TargetHealthTable(self.clock, self._resolve, self.lock)
+        self.runner.release_eni = self._release_eni  # type: ignore[method-assign]
+        # Security groups and network ACLs between the ALB, the tasks and RDS.
+        self.firewall = Firewall(self.lock)
+        self.targets = TargetHealthTable(
+            self.clock, self._resolve, self.lock, reachable=self._alb_reaches
+        )
         self.scheduler = Scheduler(self.clock, self.runner, self.targets)
         self.database = PostgresHost(state_dir / "postgres")
+        self.database.admit = self._db_admits
         # Per account and region: host name -> loopback address (the VPC's DNS).
         self.dns: dict[tuple[str, str], dict[str, str]] = {}
         self.db_addresses: dict[str, str] = {}  # instance key -> loopback address
@@ -81,6 +107,7 @@ class DataPlane:
             self._thread.join(timeout=5)
         with self.lock:
             self.runner.stop_everything()
+        self.runner.memory.stop()
         self.proxy.stop()
         self.targets.close()
         self.database.stop()
@@ -97,6 +124,9 @@ class DataPlane:
                 self.database.delete_instance(key)
             self.dns.clear()
             self.db_addresses.clear()
+            self.control.clear()
+            self._lingering.clear()
+            self.firewall.clear()
 
     def _loop(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
@@ -107,6 +137,7 @@ class DataPlane:
 
     def tick(self) -> None:
         with self.lock:
+            self.control.run_due()
             for task in list(self.runner.tasks.values()):
                 self.runner.advance(task, self.scheduler.draining)
             for service in list(self.scheduler.services.values()):
@@ -116,6 +147,45 @@ class DataPlane:
             self.targets.run_checks(groups)
             self.runner.flush_logs()
             self._prune()
+
+    def linger(self, account: str, region: str, state: str, **held: list[str]) -> None:
+        """Keep what a deleted resource's network interfaces held (security groups,
+        subnets, public addresses of a VPC) in use until ``state`` has lasted its time."""
+        record = {"account": account, "region": region, **{k: set(v) for k, v in held.items()}}
+        self._lingering.append(record)
+        self.control.later(state, lambda: self._lingering.remove(record))
+
+    def lingering(self, account: str, region: str, kind: str, value: str) -> bool:
+        """Whether a deleted resource's interfaces still hold ``value`` (a ``kind`` id)."""
+        return any(
+            r["account"] == account and r["region"] == region and value in r.get(kind, ())
+            for r in self._lingering
+        )
+
+    def check_delete_cluster(self, account: str, region: str, cluster_arn: str) -> None:
+        """AWS refuses to delete a cluster that still has services or tasks."""
+        services = [
+            s
+            for s in self.scheduler.services.values()
+            if s.cluster_arn == cluster_arn and s.status in ("ACTIVE", "DRAINING")
+        ]
+        if services:
+            raise ApiError(
+                "ClusterContainsServicesException",
+                "The Cluster cannot be deleted while Services are active.",
+            )
+        if any(
+            t.last_status != "STOPPED" for t in self._cluster_tasks(account, region, cluster_arn)
+        ):
+            raise ApiError(
+                "ClusterContainsTasksException",
+                "The Cluster cannot be deleted while Tasks are active.",
+            )
+
+    def _release_eni(self, account: str, region: str, eni_id: str) -> None:
+        self.control.later(
+            "task.eni-release", lambda: moto_bridge.delete_eni(account, region, eni_id)
+        )
 
     def _prune(self) -> None:
         now = self.clock.now()
@@ -144,7 +214,112 @@ class DataPlane:
         groups = [arn for arn, weight in lb["listeners"][port] if weight > 0]
         if not groups:
             return None
-        return Route(pick=lambda: self._pick(lb["account"], lb["region"], groups))
+        account, region = lb["account"], lb["region"]
+        with self.lock:
+            node = alb_endpoint(self.firewall, account, region, lb)
+            admitted = node is None or logged(
+                lambda: self.firewall.check(
+                    account, region, Flow(Endpoint(INTERNET_CLIENT), node, port)
+                ),
+                log.debug,
+                f"client -> {lb['arn']}:{port}",
+            )
+        return Route(
+            pick=lambda: self._pick(account, region, groups),
+            admitted=admitted,
+            # Clients wait in real seconds; never hold them shorter than lab.http's timeout.
+            hold_seconds=max(self.clock.real_seconds(130.0), 15.0),
+            reachable=lambda target: self._alb_reaches_host(account, region, lb, target),
+            unreachable_wait=self.clock.real_seconds(10.0),
+        )
+
+    # ------------------------------------------------------------ network rules
+
+    def _task_endpoint(self, account: str, region: str, ip: str) -> tuple[Any, Endpoint] | None:
+        for task in self.runner.tasks.values():
+            if (task.account, task.region, task.private_ip) == (account, region, ip):
+                if task.last_status != "STOPPED":
+                    return task, Endpoint(ip, task.subnet_id, tuple(task.security_groups))
+        return None
+
+    def _alb_flow_allowed(
+        self, account: str, region: str, lb: dict[str, Any], target_ip: str, port: int
+    ) -> bool:
+        """Whether the ALB's node (in the target's zone) reaches a task on ``port``."""
+        found = self._task_endpoint(account, region, target_ip)
+        if found is None:
+            return True  # not a task's address: no rules the sandbox knows of
+        task, target = found
+        node = alb_endpoint(self.firewall, account, region, lb, zone=task.availability_zone)
+        if node is None:
+            return True
+        return logged(
+            lambda: self.firewall.check(account, region, Flow(node, target, port)),
+            log.debug,
+            f"ALB -> {target_ip}:{port}",
+        )
+
+    def _alb_reaches(self, record: Any, port: int) -> bool:
+        """For health checks: whether the target group's ALB reaches the target."""
+        tg = moto_bridge.target_group(record.account, record.region, record.tg_arn)
+        for lb_arn in (tg or {}).get("loadBalancerArns", [])[:1]:
+            lb = moto_bridge.load_balancer_network(record.account, record.region, lb_arn)
+            if lb is not None:
+                return self._alb_flow_allowed(
+                    record.account, record.region, lb, record.target_id, port
+                )
+        return True
+
+    def _alb_reaches_host(
+        self, account: str, region: str, lb: dict[str, Any], target: tuple[str, int]
+    ) -> bool:
+        """For requests: whether the ALB reaches the task behind a loopback address."""
+        with self.lock:
+            for (acct, reg, ip), local in self.runner.addresses.items():
+                if (acct, reg, local) == (account, region, target[0]):
+                    return self._alb_flow_allowed(account, region, lb, ip, target[1])
+        return True
+
+    def _db_admits(self, key: str, peer: tuple[str, int]) -> bool:
+        """Whether a connection to a DB instance's front gets through the network rules:
+        the task that opened it (found by its socket) must be allowed out by its groups
+        and in by the instance's. Connections from outside any task are not filtered."""
+        account, rest = key.split("-", 1)
+        parts = rest.split("-", 3)
+        if len(parts) < 4:
+            return True
+        region, identifier = "-".join(parts[:3]), parts[3]
+        with self.lock:
+            candidates = [
+                (task, [p.pid for p in self.runner.running[task.arn].processes.values()])
+                for task in self.runner.tasks.values()
+                if task.account == account
+                and task.region == region
+                and task.arn in self.runner.running
+            ]
+        task = _task_of_connection(candidates, peer)
+        if task is None or not task.private_ip:
+            return True
+        with self.lock:
+            db = moto_bridge.db_instance_network(account, region, identifier)
+            if db is None:
+                return True
+            instance = self.firewall.placed(
+                account,
+                region,
+                f"rds:{identifier}",
+                db["subnets"],
+                db["securityGroups"],
+                zone=task.availability_zone,
+            )
+            if instance is None:
+                return True
+            source = Endpoint(task.private_ip, task.subnet_id, tuple(task.security_groups))
+            return logged(
+                lambda: self.firewall.check(account, region, Flow(source, instance, db["port"])),
+                log.debug,
+                f"{task.private_ip} -> {identifier}:{db['port']}",
+            )
 
     def _pick(self, account: str, region: str, groups: list[str]) -> tuple[str, int] | None:
         """A target for one request: healthy ones in turn; all of them if none is healthy."""
@@ -172,6 +347,9 @@ class DataPlane:
             message = fargate.register_error(params.get("cpu"), params.get("memory"))
             if message:
                 raise ApiError("ClientException", message)
+        message = memory.register_error(params)
+        if message:
+            raise ApiError("ClientException", message)
         for cdef in params.get("containerDefinitions") or []:
             if cdef.get("secrets") and not params.get("executionRoleArn"):
                 raise ApiError(
@@ -185,6 +363,13 @@ class DataPlane:
                 raise ApiError(
                     "ClientException",
                     "Log driver awslogs option 'awslogs-group' should not be null or empty.",
+                )
+            fargate_task = "FARGATE" in (params.get("requiresCompatibilities") or [])
+            if driver == "awslogs" and fargate_task and not params.get("executionRoleArn"):
+                raise ApiError(
+                    "ClientException",
+                    "Fargate requires task definition to have execution role ARN to support "
+                    "log driver awslogs.",
                 )
 
     def check_create_service(self, account: str, region: str, params: dict[str, Any]) -> None:
@@ -206,9 +391,45 @@ class DataPlane:
         config = params.get("deploymentConfiguration")
         if config:
             self._check_percentages(config)
-        td = params.get("taskDefinition")
-        if td and moto_bridge.task_definition(account, region, td) is None:
+        td_name = params.get("taskDefinition")
+        if not td_name:
+            return
+        td = moto_bridge.task_definition(account, region, td_name)
+        if td is None:
             raise ApiError("ClientException", "TaskDefinition not found.")
+        # A new revision must still map the port the service's load balancer sends to.
+        balancers = params.get("loadBalancers")
+        if balancers is None:
+            name = str(params.get("service") or "").rsplit("/", 1)[-1]
+            cluster = str(params.get("cluster") or "default").rsplit("/", 1)[-1]
+            found = [
+                s
+                for s in self.scheduler.services.values()
+                if (s.account, s.region, s.name) == (account, region, name)
+                and s.cluster_arn.rsplit("/", 1)[-1] == cluster
+                and s.status != "INACTIVE"
+            ]
+            balancers = found[-1].load_balancers if found else []
+        self._check_container_ports(td, balancers)
+
+    @staticmethod
+    def _check_container_ports(td: dict[str, Any], balancers: list[dict[str, Any]]) -> None:
+        names = {c["name"]: c for c in td["containerDefinitions"]}
+        for lb in balancers:
+            container = names.get(lb.get("containerName", ""))
+            if container is None:
+                raise ApiError(
+                    "InvalidParameterException",
+                    f"The container {lb.get('containerName')} does not exist in the task "
+                    "definition.",
+                )
+            ports = {int(p.get("containerPort", 0)) for p in container.get("portMappings", [])}
+            if int(lb.get("containerPort", 0)) not in ports:
+                raise ApiError(
+                    "InvalidParameterException",
+                    f"The container {container['name']} did not have a container port "
+                    f"{lb.get('containerPort')} defined.",
+                )
 
     def _check_service_shape(
         self, account: str, region: str, params: dict[str, Any], td_name: str | None
@@ -351,6 +572,9 @@ class DataPlane:
         td = moto_bridge.task_definition(account, region, params.get("taskDefinition") or "")
         if td is None:
             raise ApiError("ClientException", "TaskDefinition not found.")
+        role = role_error(account, td, params.get("overrides"))
+        if role is not None:
+            raise ApiError("ClientException", role)
         count = int(params.get("count") or 1)
         if not 1 <= count <= 10:
             raise ApiError("InvalidParameterException", "count must be between 1 and 10.")
@@ -541,5 +765,27 @@ class DataPlane:
                 "tasks_total": len(tasks),
                 "databases": len(self.db_addresses),
                 "speed": self.clock.speed,
+                "control_speed": self.control.control_speed,
                 "load_balancers": balancers,
             }
+
+
+def _task_of_connection(candidates: list[tuple[Any, list[int]]], peer: tuple[str, int]) -> Any:
+    """The task whose processes hold the client end of a connection from ``peer``.
+
+    Every task's processes share the host's loopback interface, so the source address
+    does not tell them apart; the socket's owner does."""
+    import psutil
+
+    for task, pids in candidates:
+        for pid in pids:
+            try:
+                process = psutil.Process(pid)
+                family = [process, *process.children(recursive=True)]
+                for member in family:
+                    for conn in member.net_connections(kind="tcp"):
+                        if conn.laddr and (conn.laddr.ip, conn.laddr.port) == tuple(peer[:2]):
+                            return task
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    return None

@@ -6,6 +6,8 @@ UnhealthyThresholdCount consecutive failures and back after HealthyThresholdCoun
 passes; a deregistered target is ``draining`` for the deregistration delay.
 Checks only ever connect to loopback addresses: a target whose IP the sandbox did not
 hand out (one registered by hand, say) never answers, like an address with no route.
+A check the security groups or network ACLs drop (``reachable`` says so) gets no answer
+either: it fails after the health check timeout with ``Target.Timeout``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import http.client
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,9 +118,12 @@ class TargetHealthTable:
         clock: Clock,
         resolve: Callable[[str, str, str], str | None],
         lock: threading.RLock,
+        reachable: Callable[[TargetRecord, int], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.lock = lock
+        # reachable(record, port) -> whether the network rules let the ALB's check through
+        self.reachable = reachable
         # resolve(account, region, ip) -> loopback address standing in for that IP
         self.resolve = resolve
         self.records: dict[tuple[str, str, int], TargetRecord] = {}
@@ -192,10 +198,15 @@ class TargetHealthTable:
         )
         with self.lock:
             host = self.resolve(record.account, record.region, record.target_id)
+            dropped = self.reachable is not None and not self.reachable(record, port)
         # Real seconds to wait: the timeout scaled like every interval, but never so
         # short that a busy laptop fails a healthy app.
         timeout = max(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]), 2.0)
-        if host is None:
+        if dropped:
+            # A dropped SYN is never answered: the check gives up after its timeout.
+            time.sleep(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]))
+            result = CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
+        elif host is None:
             result = CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
         else:
             result = http_check(host, port, tg["healthCheckPath"], tg["matcher"], timeout)

@@ -34,7 +34,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-__all__ = ["ALLOWED", "EXPLICIT_DENY", "IMPLICIT_DENY", "Decision", "denied_message", "is_allowed"]
+__all__ = [
+    "ALLOWED",
+    "EXPLICIT_DENY",
+    "IMPLICIT_DENY",
+    "Decision",
+    "denied_message",
+    "is_allowed",
+    "trusts_service",
+]
 
 
 @dataclass(frozen=True)
@@ -139,3 +147,26 @@ def denied_message(principal_arn: str, action: str, resource: str, decision: Dec
     if decision.reason == "implicit_deny":
         return f"{head} because no identity-based policy allows the {action} action"
     raise ValueError("denied_message() needs a decision that denies the request")
+
+
+def trusts_service(document: dict[str, Any], service: str) -> bool:
+    """Whether a role's trust policy lets ``service`` (e.g. ``ecs-tasks.amazonaws.com``)
+    call sts:AssumeRole: an Allow naming the service (or ``*``) and no Deny doing so.
+    Conditions are ignored, as in :func:`is_allowed`."""
+
+    def listed(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def matches(statement: dict[str, Any]) -> bool:
+        principal = statement.get("Principal")
+        named = principal == "*" or (
+            isinstance(principal, dict)
+            and (service in listed(principal.get("Service")) or "*" in listed(principal.get("AWS")))
+        )
+        actions = [a.lower() for a in listed(statement.get("Action"))]
+        return named and any(a in ("sts:assumerole", "sts:*", "*") for a in actions)
+
+    statements = document.get("Statement") or []
+    statements = [statements] if isinstance(statements, dict) else list(statements)
+    effects = {str(s.get("Effect")) for s in statements if isinstance(s, dict) and matches(s)}
+    return "Allow" in effects and "Deny" not in effects

@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
+from moto.ec2.responses import EC2Response
 from moto.ecr.models import ecr_backends
 from moto.ecs.exceptions import ECSException
 from moto.ecs.models import ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.exceptions import ELBClientError
-from moto.elbv2.models import elbv2_backends
+from moto.elbv2.models import FakeLoadBalancer, elbv2_backends
 from moto.elbv2.responses import ELBV2Response
 from moto.iam.models import iam_backends
 from moto.logs.exceptions import LogsClientError
@@ -39,7 +41,7 @@ from moto.logs.responses import LogsResponse
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.exceptions import RDSClientError
-from moto.rds.models import DBInstance
+from moto.rds.models import DBInstance, rds_backends
 from moto.rds.responses import RDSResponse
 from moto.secretsmanager.models import secretsmanager_backends
 
@@ -109,6 +111,7 @@ _ERROR_CLASSES: dict[type, type[Exception]] = {
     ELBV2Response: ELBClientError,
     RDSResponse: RDSClientError,
     LogsResponse: LogsClientError,
+    EC2Response: EC2ClientError,
 }
 
 
@@ -139,6 +142,8 @@ def install(dataplane: DataPlane) -> None:
     _install_elbv2()
     _install_rds()
     _install_logs()
+    _install_ec2()
+    _install_rule_hooks()
 
 
 def _plane() -> DataPlane:
@@ -282,6 +287,17 @@ def _install_ecs() -> None:
     def register_task_definition(self: Any, original: Callable[..., Any]) -> Any:
         account, region = _ctx(self)
         _plane().check_task_definition(account, region, self._get_params())
+        return original(self)
+
+    @_wrap(cls, "delete_cluster")
+    def delete_cluster(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        name = self._get_param("cluster")
+        try:
+            arn = cluster_arn(account, region, name)
+        except Exception:  # moto answers ClusterNotFoundException below
+            return original(self)
+        _plane().check_delete_cluster(account, region, arn)
         return original(self)
 
     @_wrap(cls, "create_service")
@@ -449,6 +465,8 @@ def load_balancer_by_dns(dns_name: str) -> dict[str, Any] | None:
                     "region": region,
                     "arn": lb.arn,
                     "listeners": listeners,
+                    "subnets": [getattr(s, "id", s) for s in lb.subnets],
+                    "securityGroups": list(lb.security_groups or []),
                 }
     return None
 
@@ -479,7 +497,21 @@ def _forward_targets(actions: list[Any]) -> list[tuple[str, int]]:
     return []
 
 
+def _ready_later(lb: Any) -> Callable[[], None]:
+    def ready() -> None:
+        lb._handson_ready = True
+
+    return ready
+
+
+def _activate(self: Any) -> None:
+    # moto's FakeLoadBalancer.activate, kept "provisioning" until the data plane says so.
+    if self.state == "provisioning" and getattr(self, "_handson_ready", True):
+        self.state = "active"
+
+
 def _install_elbv2() -> None:
+    FakeLoadBalancer.activate = _activate  # type: ignore[method-assign]
     cls = ELBV2Response
 
     @_wrap(cls, "describe_target_health")
@@ -499,10 +531,50 @@ def _install_elbv2() -> None:
         # in every account; AWS adds a number unique to that load balancer.
         _, region = _ctx(self)
         result = original(self)
+        control = _plane().control
         for lb in result.result["LoadBalancers"]:
             if lb.dns_name.startswith(f"{lb.name}-1."):
                 lb.dns_name = f"{lb.name}-{random_digits(10)}.{region}.elb.amazonaws.com"
+            if not control.instant and not hasattr(lb, "_handson_ready"):
+                # "provisioning" until set up (moto activates it on the next describe).
+                lb._handson_ready = False
+                control.later("load-balancer.provisioning", _ready_later(lb))
         return result
+
+    @_wrap(cls, "delete_load_balancer")
+    def delete_load_balancer(self: Any, original: Callable[..., Any]) -> Any:
+        # The ALB's network interfaces are cleaned up after it is gone: for a while they
+        # still hold its security groups, subnets and public addresses.
+        account, region = _ctx(self)
+        arn = self._get_param("LoadBalancerArn")
+        lb = elbv2_backends[account][region].load_balancers.get(arn)
+        result = original(self)
+        if lb is not None:
+            _plane().linger(
+                account,
+                region,
+                "load-balancer.eni-release",
+                security_groups=list(lb.security_groups or []),
+                subnets=[getattr(s, "id", s) for s in lb.subnets],
+                public_vpcs=[lb.vpc_id] if lb.scheme != "internal" else [],
+            )
+        return result
+
+    @_wrap(cls, "delete_target_group")
+    def delete_target_group(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        arn = self._get_param("TargetGroupArn")
+        for lb in _balancers(account, region):
+            for listener in lb.listeners.values():
+                actions = [*listener.default_actions]
+                for rule in getattr(listener, "_non_default_rules", {}).values():
+                    actions += list(getattr(rule, "actions", []))
+                if any(t == arn for t, _ in _forward_targets(actions)):
+                    raise ApiError(
+                        "ResourceInUse",
+                        f"Target group '{arn}' is currently in use by a listener or a rule",
+                    )
+        return original(self)
 
 
 # -------------------------------------------------------------------------- RDS
@@ -533,6 +605,11 @@ def set_db_port(account: str, region: str, identifier: str, port: int) -> None:
     rds_backends[account][region].databases[identifier].port = port
 
 
+def _subnet_group_name(instance: Any) -> str | None:
+    group = getattr(instance, "db_subnet_group", None)
+    return None if group is None else str(group.name)
+
+
 def _install_rds() -> None:
     DBInstance.address = property(_rds_address)  # type: ignore[assignment,method-assign]
     cls = RDSResponse
@@ -544,6 +621,22 @@ def _install_rds() -> None:
         result = original(self)
         instance = result.result["DBInstance"]
         _plane().db_instance_created(account, region, _db_view(instance), password)
+        control = _plane().control
+        if not control.instant:
+            instance.status = "creating"
+
+            def created() -> None:
+                if int(getattr(instance, "backup_retention_period", 0) or 0) > 0:
+                    instance.status = "backing-up"
+                    control.later("db-instance.backing-up", available)
+                else:
+                    available()
+
+            def available() -> None:
+                if instance.status in ("creating", "backing-up"):
+                    instance.status = "available"
+
+            control.later("db-instance.creating", created)
         return result
 
     @_wrap(cls, "modify_db_instance")
@@ -562,7 +655,38 @@ def _install_rds() -> None:
         result = original(self)
         instance = result.result["DBInstance"]
         _plane().db_instance_deleted(account, region, _db_view(instance))
+        control = _plane().control
+        if not control.instant:
+            # moto forgets the instance at once; AWS shows it "deleting" for minutes, and
+            # its subnet group stays in use until it is gone.
+            databases = rds_backends[account][region].databases
+            identifier = instance.db_instance_identifier
+            instance.status = "deleting"
+            databases[identifier] = instance
+
+            def gone() -> None:
+                if databases.get(identifier) is instance:
+                    del databases[identifier]
+
+            control.later("db-instance.deleting", gone)
         return result
+
+    @_wrap(cls, "delete_db_subnet_group")
+    def delete_db_subnet_group(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        name = self._get_param("DBSubnetGroupName")
+        users = [
+            db.db_instance_identifier
+            for db in _databases(account, region)
+            if _subnet_group_name(db) == name
+        ]
+        if users:
+            raise ApiError(
+                "InvalidDBSubnetGroupStateFault",
+                f"Cannot delete the subnet group '{name}' because at least one database "
+                f"instance: {users[0]} is still using it.",
+            )
+        return original(self)
 
 
 # ------------------------------------------------------------------------- Logs
@@ -601,6 +725,18 @@ def role_policies(account: str, role_arn: str) -> list[dict[str, Any]] | None:
         if version is not None:
             documents.append(_document(version.document))
     return documents
+
+
+def role_trust_policy(account: str, role_arn: str) -> dict[str, Any] | None:
+    """A role's trust policy (who may assume it), or None if the role doesn't exist."""
+    if f":{account}:role/" not in role_arn:
+        return None  # a role of another account (or not a role ARN at all)
+    backend = iam_backends[account]["global"]
+    try:
+        role = backend.get_role(role_arn.rsplit("/", 1)[-1])
+    except Exception:  # moto raises IAMNotFoundException
+        return None
+    return _document(role.assume_role_policy_document or "{}")
 
 
 def _document(raw: Any) -> dict[str, Any]:
@@ -740,3 +876,344 @@ def accounts() -> list[str]:
     for backends in (ecs_backends, elbv2_backends, ec2_backends):
         seen.update(backends.keys())
     return sorted(seen)
+
+
+# ------------------------------------------------- EC2: control-plane time, refusals
+#
+# AWS takes time to make and remove a NAT gateway, an interface endpoint, an ALB or an
+# RDS instance, and refuses to delete what something still depends on (a security group
+# or subnet with a network interface in it, an internet gateway while public addresses
+# are mapped, an Elastic IP a NAT gateway holds). moto does neither; these hooks do, with
+# AWS's codes and messages. The durations are the data plane's (control.py).
+
+
+def _dependency(message: str) -> ApiError:
+    return ApiError("DependencyViolation", message)
+
+
+def _live_nats(backend: Any, vpc_id: str | None = None) -> list[Any]:
+    return [
+        n
+        for n in backend.nat_gateways.values()
+        if n.state != "deleted" and (vpc_id is None or n.vpc_id == vpc_id)
+    ]
+
+
+def _balancers(account: str, region: str) -> list[Any]:
+    return list(elbv2_backends[account][region].load_balancers.values())
+
+
+def _databases(account: str, region: str) -> list[Any]:
+    return list(rds_backends[account][region].databases.values())
+
+
+def _group_in_use(account: str, region: str, group_id: str) -> bool:
+    backend = ec2_backends[account][region]
+    for eni in list(backend.enis.values()):
+        if group_id in {getattr(g, "id", g) for g in getattr(eni, "group_set", [])}:
+            return True
+    for groups in list(backend.groups.values()):
+        for group in list(groups.values()):
+            if group.id == group_id:
+                continue
+            for rule in [*group.ingress_rules, *group.egress_rules]:
+                if (rule.source_group or {}).get("GroupId") == group_id:
+                    return True
+    if any(group_id in (lb.security_groups or []) for lb in _balancers(account, region)):
+        return True
+    if any(group_id in (db.vpc_security_group_ids or []) for db in _databases(account, region)):
+        return True
+    return _plane().lingering(account, region, "security_groups", group_id)
+
+
+def _subnet_in_use(account: str, region: str, subnet_id: str) -> bool:
+    backend = ec2_backends[account][region]
+    if any(eni.subnet.id == subnet_id for eni in list(backend.enis.values())):
+        return True
+    if any(n.subnet_id == subnet_id for n in _live_nats(backend)):
+        return True
+    for endpoint in backend.vpc_end_points.values():
+        if endpoint.state != "deleted" and subnet_id in (endpoint.subnet_ids or []):
+            return True
+    for lb in _balancers(account, region):
+        if subnet_id in {getattr(s, "id", s) for s in lb.subnets}:
+            return True
+    for db in _databases(account, region):
+        group = getattr(db, "db_subnet_group", None)
+        if group is not None and subnet_id in {s.id for s in group._subnets}:
+            return True
+    return _plane().lingering(account, region, "subnets", subnet_id)
+
+
+def _public_addresses_mapped(account: str, region: str, vpc_id: str) -> bool:
+    backend = ec2_backends[account][region]
+    for address in backend.addresses:
+        eni = address.eni
+        if eni is not None and eni.subnet.vpc_id == vpc_id:
+            return True
+    for lb in _balancers(account, region):
+        if lb.vpc_id == vpc_id and lb.scheme != "internal":
+            return True
+    return _plane().lingering(account, region, "public_vpcs", vpc_id)
+
+
+def _finish_nat_deletion(account: str, region: str, nat: Any) -> None:
+    """What AWS does when a NAT gateway is gone: its EIP is disassociated (not released)
+    and its network interface deleted."""
+    backend = ec2_backends[account][region]
+    nat.state = "deleted"
+    eni = getattr(nat, "_eni", None)
+    for address in backend.addresses:
+        if eni is not None and address.eni is eni:
+            address.eni = None
+            address.association_id = None
+    if eni is not None:
+        delete_eni(account, region, eni.id)
+
+
+def _install_ec2() -> None:
+    cls = EC2Response
+
+    @_wrap(cls, "create_nat_gateway")
+    def create_nat_gateway(self: Any, original: Callable[..., Any]) -> Any:
+        result = original(self)
+        nat = result.result["NatGateway"]
+        control = _plane().control
+        if not control.instant:
+            nat.state = "pending"
+
+            def available() -> None:
+                if nat.state == "pending":
+                    nat.state = "available"
+
+            control.later("nat-gateway.pending", available)
+        return result
+
+    @_wrap(cls, "delete_nat_gateway")
+    def delete_nat_gateway(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        result = original(self)
+        nat = ec2_backends[account][region].nat_gateways.get(result.result["NatGatewayId"])
+        if nat is not None:
+            nat.state = "deleting"
+            _plane().control.later(
+                "nat-gateway.deleting", lambda: _finish_nat_deletion(account, region, nat)
+            )
+        return result
+
+    @_wrap(cls, "create_vpc_endpoint")
+    def create_vpc_endpoint(self: Any, original: Callable[..., Any]) -> Any:
+        result = original(self)
+        endpoint = result.result["VpcEndpoint"]
+        control = _plane().control
+        if endpoint.vpc_endpoint_type == "Interface" and not control.instant:
+            endpoint.state = "pending"
+
+            def available() -> None:
+                if endpoint.state == "pending":
+                    endpoint.state = "available"
+
+            control.later("vpc-endpoint.pending", available)
+        return result
+
+    @_wrap(cls, "delete_security_group")
+    def delete_security_group(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        group_id = self._get_param("GroupId")
+        backend = ec2_backends[account][region]
+        if group_id and backend.get_security_group_from_id(group_id) is not None:
+            if _group_in_use(account, region, group_id):
+                raise _dependency(f"resource {group_id} has a dependent object")
+        return original(self)
+
+    @_wrap(cls, "delete_subnet")
+    def delete_subnet(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        subnet_id = self._get_param("SubnetId")
+        if _zone_of(account, region, subnet_id):
+            if _subnet_in_use(account, region, subnet_id):
+                raise _dependency(
+                    f"The subnet '{subnet_id}' has dependencies and cannot be deleted."
+                )
+        return original(self)
+
+    @_wrap(cls, "detach_internet_gateway")
+    def detach_internet_gateway(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        vpc_id = self._get_param("VpcId")
+        if vpc_id and _public_addresses_mapped(account, region, vpc_id):
+            raise _dependency(
+                f"Network {vpc_id} has some mapped public address(es). Please unmap those "
+                "public address(es) before detaching the gateway."
+            )
+        return original(self)
+
+    @_wrap(cls, "release_address")
+    def release_address(self: Any, original: Callable[..., Any]) -> Any:
+        account, region = _ctx(self)
+        backend = ec2_backends[account][region]
+        allocation = self._get_param("AllocationId")
+        address = next((a for a in backend.addresses if a.allocation_id == allocation), None)
+        if address is not None and address.eni is not None:
+            held = any(getattr(n, "_eni", None) is address.eni for n in _live_nats(backend))
+            if held:
+                raise ApiError(
+                    "AuthFailure", "You do not have permission to access the specified resource."
+                )
+            raise ApiError(
+                "InvalidIPAddress.InUse",
+                f"The address with allocation id [{allocation}] is in use.",
+            )
+        return original(self)
+
+
+def _zone_of(account: str, region: str, subnet_id: str) -> str:
+    for zone, subnets in ec2_backends[account][region].subnets.items():
+        if subnet_id in subnets:
+            return str(zone)
+    return ""
+
+
+# ------------------------------------------------ EC2: security groups and network ACLs
+#
+# Plain-data views for the data plane's firewall, and a counter that moves whenever an
+# operation changes a rule, so that the firewall drops what it has cached.
+
+_rules_version = 0
+
+_RULE_OPERATIONS = (
+    "authorize_security_group_ingress",
+    "authorize_security_group_egress",
+    "revoke_security_group_ingress",
+    "revoke_security_group_egress",
+    "modify_security_group_rules",
+    "create_network_acl",
+    "delete_network_acl",
+    "create_network_acl_entry",
+    "replace_network_acl_entry",
+    "delete_network_acl_entry",
+    "replace_network_acl_association",
+    "modify_network_interface_attribute",
+)
+
+
+def rules_version() -> int:
+    """A number that changes whenever a security-group or network-ACL rule changes."""
+    return _rules_version
+
+
+def _install_rule_hooks() -> None:
+    def bump(name: str) -> None:
+        if (EC2Response, name) in _originals or not hasattr(EC2Response, name):
+            return  # already wrapped elsewhere; the firewall's short cache covers it
+
+        @_wrap(EC2Response, name)
+        def changed(self: Any, original: Callable[..., Any]) -> Any:
+            global _rules_version
+            result = original(self)
+            _rules_version += 1
+            return result
+
+    for name in _RULE_OPERATIONS:
+        bump(name)
+
+
+def _rule_view(rule: Any) -> dict[str, Any]:
+    protocol = str(rule.ip_protocol if rule.ip_protocol is not None else "-1")
+    protocol = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}.get(protocol, protocol)
+    cidr = (getattr(rule, "ip_range", None) or {}).get("CidrIp")
+    group = (getattr(rule, "source_group", None) or {}).get("GroupId")
+    return {
+        "protocol": protocol,
+        "from": int(rule.from_port) if rule.from_port is not None else 0,
+        "to": int(rule.to_port) if rule.to_port is not None else 65535,
+        "cidrs": [cidr] if cidr else [],
+        "groups": [group] if group else [],
+    }
+
+
+def _acl_entry_view(entry: Any) -> dict[str, Any]:
+    protocol = str(entry.protocol if entry.protocol is not None else "-1").lower()
+    protocol = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}.get(protocol, protocol)
+    return {
+        "number": int(entry.rule_number),
+        "protocol": protocol,
+        "allow": str(entry.rule_action).lower() == "allow",
+        "egress": str(entry.egress).lower() == "true",
+        "cidr": entry.cidr_block,
+        "from": int(entry.port_range_from) if entry.port_range_from not in (None, "") else 0,
+        "to": int(entry.port_range_to) if entry.port_range_to not in (None, "") else 65535,
+    }
+
+
+def network_rules(account: str, region: str) -> dict[str, Any]:
+    """An account's security groups ({"ingress", "egress"} rule lists by group id), its
+    subnets ({"cidr", "az", "vpc"}) and each subnet's network ACL entries in rule-number
+    order (the VPC's default ACL for a subnet associated with none)."""
+    backend = ec2_backends[account][region]
+    groups: dict[str, Any] = {}
+    for by_id in list(backend.groups.values()):
+        for group in list(by_id.values()):
+            groups[group.id] = {
+                "vpc": group.vpc_id,
+                "ingress": [_rule_view(r) for r in list(group.ingress_rules)],
+                "egress": [_rule_view(r) for r in list(group.egress_rules)],
+            }
+    subnets: dict[str, Any] = {}
+    for zone in list(backend.subnets.values()):
+        for subnet in list(zone.values()):
+            subnets[subnet.id] = {
+                "cidr": subnet.cidr_block,
+                "az": subnet.availability_zone,
+                "vpc": subnet.vpc_id,
+            }
+    acls: dict[str, list[dict[str, Any]]] = {}
+    defaults: dict[str, list[dict[str, Any]]] = {}
+    for acl in list(backend.network_acls.values()):
+        entries = sorted((_acl_entry_view(e) for e in list(acl.network_acl_entries)),
+                         key=lambda e: e["number"])  # fmt: skip
+        if acl.default:
+            defaults[acl.vpc_id] = entries
+        for association in list(acl._associations.values()):
+            acls[association.subnet_id] = entries
+    for subnet_id, info in subnets.items():
+        if subnet_id not in acls:
+            acls[subnet_id] = defaults.get(info["vpc"], [])
+    return {"groups": groups, "subnets": subnets, "acls": acls}
+
+
+def load_balancer_network(account: str, region: str, arn: str) -> dict[str, Any] | None:
+    """A load balancer's subnets and security groups, or None."""
+    lb = elbv2_backends[account][region].load_balancers.get(arn)
+    if lb is None:
+        return None
+    return {
+        "arn": lb.arn,
+        "subnets": [getattr(s, "id", s) for s in lb.subnets],
+        "securityGroups": list(lb.security_groups or []),
+    }
+
+
+def db_instance_network(account: str, region: str, identifier: str) -> dict[str, Any] | None:
+    """A DB instance's security groups and the subnets AWS may place it in (its subnet
+    group's; without one, those of its security group's VPC), or None."""
+    backend = rds_backends[account][region]
+    instance = backend.databases.get(identifier)
+    if instance is None:
+        return None
+    groups = list(instance.vpc_security_group_ids or [])
+    subnets: list[str] = []
+    try:
+        group_name = instance.db_subnet_group_name
+    except Exception:  # moto's property fails for an instance made without a subnet group
+        group_name = None
+    group = backend.subnet_groups.get(group_name or "")
+    if group is not None:
+        subnets = [s.id for s in group.subnets]
+    elif groups:
+        ec2 = ec2_backends[account][region]
+        sg = ec2.get_security_group_from_id(groups[0])
+        if sg is not None:
+            for zone in list(ec2.subnets.values()):
+                subnets += sorted(s.id for s in zone.values() if s.vpc_id == sg.vpc_id)
+    return {"securityGroups": groups, "subnets": subnets, "port": int(instance.port)}

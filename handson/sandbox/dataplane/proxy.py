@@ -23,6 +23,7 @@ from __future__ import annotations
 import http.client
 import logging
 import secrets
+import select
 import socket
 import socketserver
 import threading
@@ -45,6 +46,10 @@ Target = tuple[str, int]
 # connection timeout to targets (load-balancer-troubleshooting.md, "HTTP 504").
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# A client whose SYN the ALB's security group drops retries until its own connect timeout
+# (about 130 s for Linux's default SYN retries); the proxy holds such a connection
+# unanswered at most this long, and less when the client gives up first.
+DEFAULT_HOLD = 130.0
 _CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(
     {
@@ -82,6 +87,11 @@ def _ignore_report(target: Target, ok: bool) -> None:
     """Default Route.report: no passive accounting."""
 
 
+def _always_reachable(target: Target) -> bool:
+    """Default Route.reachable: no network rules between the ALB and its targets."""
+    return True
+
+
 @dataclass(frozen=True)
 class Route:
     """How to forward traffic for one load balancer listener, as the data plane sees it.
@@ -92,12 +102,25 @@ class Route:
     (ecs-behaviour.md §5.4), is the data plane's job. ``report(target, ok)`` is called once
     per forwarded request: ok is False for a connection failure, timeout or invalid response.
     Both are called from many handler threads at once, so they must be thread-safe.
+
+    Network rules: when ``admitted`` is False (the ALB's security group or its subnet's
+    network ACL drops the client) the client gets no answer at all: the proxy reads the
+    request, then holds the connection silent until the client gives up or
+    ``hold_seconds`` pass, and closes it, so the client sees its own timeout (curl
+    ``--max-time``, urllib's ``timeout``), never an HTTP status. When
+    ``reachable(target)`` is False (the target's rules drop the ALB) the connection to the
+    target times out after ``unreachable_wait`` seconds and the client gets a 504, as
+    from an ALB whose connection to the target timed out.
     """
 
     pick: Callable[[], Target | None]
     report: Callable[[Target, bool], None] = _ignore_report
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    admitted: bool = True
+    hold_seconds: float = DEFAULT_HOLD
+    reachable: Callable[[Target], bool] = _always_reachable
+    unreachable_wait: float = DEFAULT_CONNECT_TIMEOUT
 
 
 RouteLookup = Callable[[str, int], Route | None]
@@ -296,6 +319,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 "describe_load_balancers, with this proxy as the HTTP proxy or in the Host header.",
             )
             return
+        if not route.admitted:
+            self._hold_silently(route.hold_seconds)
+            return
         if target is None:
             # No registered targets: the ALB answers 503 itself (troubleshooting, "HTTP 503").
             self._send_alb_error(503)
@@ -308,6 +334,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if conn.sock is not None:
                 self.server.untrack(conn.sock)
             conn.close()
+
+    def _hold_silently(self, seconds: float) -> None:
+        """Answer nothing, as a load balancer whose security group drops the client: wait
+        until the client closes the connection (or the server stops) or ``seconds`` pass,
+        then close it without a response."""
+        logger.debug("edge proxy: %s dropped by the network rules", self.address_string())
+        self._close_after = True
+        self.close_connection = True
+        sock = self.connection
+        deadline = time.monotonic() + seconds
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                readable, _, _ = select.select([sock], [], [], min(remaining, 0.5))
+                if readable and not sock.recv(_CHUNK):
+                    return  # the client gave up
+        except OSError:
+            return
 
     def _destination(self) -> tuple[str, int, str, str] | None:
         """(hostname, listener port, origin-form path, Host header) of this request."""
@@ -398,6 +441,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     ) -> None:
         """Send the request to the target and relay its response to the client."""
         label = f"{self.command} {host_header}{path} -> {target[0]}:{target[1]}"
+        try:
+            reachable = route.reachable(target)
+        except Exception:
+            logger.warning("edge proxy: reachable(%s) failed", target, exc_info=True)
+            reachable = True
+        if not reachable:
+            # The target's rules drop the ALB's SYN: the connect times out (HTTP 504).
+            time.sleep(route.unreachable_wait)
+            return self._target_failed(route, target, 504, label, "connect timeout (dropped)")
         try:
             conn.connect()
         except TimeoutError:

@@ -15,7 +15,7 @@ from handson.sandbox.dataplane import moto_bridge
 from handson.sandbox.dataplane.clock import Clock, utcnow
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.model import Deployment, ServiceState, Task
-from handson.sandbox.dataplane.tasks import TaskRunner
+from handson.sandbox.dataplane.tasks import TaskRunner, role_error
 
 MAX_EVENTS = 100  # ecs-behaviour.md §3.5
 # Without a load balancer or container health check, a RUNNING task counts as healthy
@@ -27,6 +27,9 @@ UNABLE_TO_START_AFTER = 3
 # ECS learns of target health by polling the load balancer: it acts on an unhealthy
 # target this long (AWS seconds) after the target turned unhealthy.
 ELB_HEALTH_POLL = 10.0
+# A launch that failed before any task existed (a role ECS can't assume) is tried again
+# after this long (AWS seconds).
+ROLE_RETRY = 30.0
 
 
 def new_deployment_id() -> str:
@@ -255,6 +258,14 @@ class Scheduler:
             return
         td = moto_bridge.task_definition(service.account, service.region, primary.task_definition)
         if td is None:
+            return
+        error = role_error(service.account, td)
+        if error is not None:
+            # No task is created; the scheduler tries again a little later.
+            service.next_launch_at = self.clock.now() + ROLE_RETRY
+            self.event(
+                service, f"(service {service.name}) failed to launch a task with (error {error})."
+            )
             return
         started = [
             self.runner.create(

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handson.sandbox.dataplane import images, moto_bridge, secrets
+from handson.sandbox.dataplane import images, memory, moto_bridge, secrets
 from handson.sandbox.dataplane.clock import Clock
 from handson.sandbox.dataplane.health import ContainerCheck, run_container_check
-from handson.sandbox.dataplane.iam_policy import is_allowed
+from handson.sandbox.dataplane.iam_policy import is_allowed, trusts_service
 from handson.sandbox.dataplane.model import STARTING_STATES, Container, Task
 from handson.sandbox.dataplane.runtime import (
     ContainerProcess,
@@ -177,6 +177,7 @@ class TaskRunner:
         self._log_lines: list[LogLine] = []
         self._log_lock = threading.Lock()
         self._subnet_turn = 0
+        self.memory = memory.MemoryWatcher()
 
     # ----------------------------------------------------------------- creation
 
@@ -221,6 +222,9 @@ class TaskRunner:
                 merged["command"] = override["command"]
             if "environment" in override:
                 merged["environment"] = [*cdef.get("environment", []), *override["environment"]]
+            for key in ("memory", "memoryReservation"):
+                if override.get(key) is not None:
+                    merged[key] = override[key]
             containers.append(
                 Container(
                     name=cdef["name"],
@@ -275,6 +279,11 @@ class TaskRunner:
         elif task.last_status in STARTING_STATES:
             self._enter(task, "STOPPING")
             self._signal_all(task, kill=False)
+
+    @staticmethod
+    def release_eni(account: str, region: str, eni_id: str) -> None:
+        """Delete a stopped task's ENI (the data plane delays this: control.py)."""
+        moto_bridge.delete_eni(account, region, eni_id)
 
     def deregister(self, task: Task) -> None:
         for tg_arn, port in task.registrations:
@@ -361,7 +370,7 @@ class TaskRunner:
             if code is None:
                 continue
             container.last_status = "STOPPED"
-            container.exit_code = code
+            self._note_exit(task, container, code)
             if container.essential and task.alive:
                 ended = True
         if ended:
@@ -370,6 +379,14 @@ class TaskRunner:
                 task, "EssentialContainerExited", "Essential container in task exited"
             )
         return ended
+
+    def _note_exit(self, task: Task, container: Container, code: int) -> None:
+        """Record a container's exit as ECS shows it: killed by signal N is 128 + N, and
+        a container killed for its memory has AWS's OutOfMemoryError reason."""
+        container.exit_code = code if code >= 0 else 128 - code
+        if self.memory.killed(task.arn, container.name):
+            container.exit_code = memory.OOM_EXIT_CODE
+            container.reason = memory.OOM_REASON
 
     def _signal_all(self, task: Task, *, kill: bool) -> None:
         running = self.running.get(task.arn)
@@ -396,11 +413,12 @@ class TaskRunner:
                     return
                 if container.last_status != "STOPPED" or container.exit_code is None:
                     container.last_status = "STOPPED"
-                    container.exit_code = code
+                    self._note_exit(task, container, code)
         for container in task.containers:
             container.last_status = "STOPPED"
         task.mark("executionStoppedAt")
         self.running.pop(task.arn, None)
+        self.memory.forget(task.arn)
         self._release_network(task)
         self._enter(task, "DEPROVISIONING")
 
@@ -410,7 +428,9 @@ class TaskRunner:
             if local:
                 self.loopback.release(local)
         if task.eni_id:
-            moto_bridge.delete_eni(task.account, task.region, task.eni_id)
+            # AWS detaches and deletes the ENI after the task stopped, not at once: until
+            # then it keeps its security groups and subnet from being deleted.
+            self.release_eni(task.account, task.region, task.eni_id)
 
     # --------------------------------------------------------------- PENDING work
 
@@ -585,6 +605,15 @@ class TaskRunner:
             container.last_status = "RUNNING"
             if plan.health is not None:
                 running.next_check[container.name] = self.clock.now() + plan.health.interval
+        self.memory.watch(
+            task.arn,
+            {
+                c.name: (running.processes[c.name].pid, memory.container_limit(c.definition))
+                for c in task.containers
+                if c.name in running.processes
+            },
+            memory.task_limit(task.task_definition, task.overrides),
+        )
 
     def _sink(self, task: Task, target: tuple[str, str] | None) -> Callable[[str, int], None]:
         if target is None:
@@ -659,10 +688,38 @@ class TaskRunner:
 
     def stop_everything(self) -> None:
         """Kill every container process now (sandbox shutdown or reset)."""
-        for running in self.running.values():
+        for arn, running in self.running.items():
+            self.memory.forget(arn)
             for process in running.processes.values():
                 process.kill()
         self.running.clear()
+
+
+ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+
+
+def role_error(
+    account: str, task_definition: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> str | None:
+    """Why ECS can't assume the task's execution or task role, or None.
+
+    ECS assumes both roles as ``ecs-tasks.amazonaws.com``: a role that doesn't exist, or
+    whose trust policy doesn't name that service, stops the launch with AWS's message
+    (ecs-behaviour.md §10.5).
+    """
+    overrides = overrides or {}
+    for key in ("executionRoleArn", "taskRoleArn"):
+        arn = overrides.get(key) or task_definition.get(key)
+        if not arn:
+            continue
+        trust = moto_bridge.role_trust_policy(account, arn)
+        if trust is None or not trusts_service(trust, ECS_TASKS_PRINCIPAL):
+            return (
+                f"ECS was unable to assume the role '{arn}' that was provided for this task. "
+                "Please verify that the role being passed has the proper trust relationship "
+                "and permissions and that your IAM user has permissions to pass this role."
+            )
+    return None
 
 
 def _full_ref(image: str) -> str:
