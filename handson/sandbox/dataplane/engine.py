@@ -445,7 +445,6 @@ class DataPlane:
         if int(params.get("desiredCount") or 0) < 0:
             raise ApiError("InvalidParameterException", "Desired count must be 0 or greater.")
         self._check_percentages(params.get("deploymentConfiguration") or {})
-        names = {c["name"]: c for c in td["containerDefinitions"]}
         for lb in params.get("loadBalancers") or []:
             tg = moto_bridge.target_group(account, region, lb.get("targetGroupArn", ""))
             if tg is None:
@@ -460,20 +459,7 @@ class DataPlane:
                     f"The target group with targetGroupArn {tg['arn']} does not have an "
                     "associated load balancer.",
                 )
-            container = names.get(lb.get("containerName", ""))
-            if container is None:
-                raise ApiError(
-                    "InvalidParameterException",
-                    f"The container {lb.get('containerName')} does not exist in the task "
-                    "definition.",
-                )
-            ports = {int(p.get("containerPort", 0)) for p in container.get("portMappings", [])}
-            if int(lb.get("containerPort", 0)) not in ports:
-                raise ApiError(
-                    "InvalidParameterException",
-                    f"The container {container['name']} did not have a container port "
-                    f"{lb.get('containerPort')} defined.",
-                )
+        self._check_container_ports(td, params.get("loadBalancers") or [])
 
     @staticmethod
     def _check_percentages(config: dict[str, Any]) -> None:
