@@ -22,10 +22,13 @@ from handson import (
     secrets,
     teardown,
 )
+from handson import display as _display
 from handson.connection import Lab, connect, show_cli
 from handson.exceptions import HandsonError
 
 __version__ = "0.1.0"
+
+_display.apply()
 
 __all__ = [
     "HandsonError",

@@ -214,19 +214,30 @@ _READ_ONLY = (
 )
 
 
-def _check_task_definition_spec(spec: dict[str, Any]) -> None:
+def _check_spec(
+    spec: Any, required: tuple[str, ...], *, operation: str, example: str, needs: str
+) -> None:
+    """A learner's spec is a dict with ``required`` keys, or a ConfigurationError says so."""
     if not isinstance(spec, dict):
         raise ConfigurationError(
-            f"spec is a {type(spec).__name__}: give the RegisterTaskDefinition parameters "
-            "as a dict, e.g. {'family': ..., 'cpu': '256', 'memory': '512', "
-            "'containerDefinitions': [container], ...}."
+            f"spec is a {type(spec).__name__}: give the {operation} parameters as a dict, "
+            f"e.g. {example}."
         )
-    missing = [key for key in TASK_DEFINITION_KEYS if key not in spec]
+    missing = [key for key in required if key not in spec]
     if missing:
-        raise ConfigurationError(
-            f"The task definition has no {', '.join(missing)}: a Fargate task definition "
-            f"needs {', '.join(TASK_DEFINITION_KEYS)} (and networkMode, the roles, ...)."
-        )
+        raise ConfigurationError(f"The spec has no {', '.join(missing)}: {needs}.")
+
+
+def _check_task_definition_spec(spec: dict[str, Any]) -> None:
+    _check_spec(
+        spec,
+        TASK_DEFINITION_KEYS,
+        operation="RegisterTaskDefinition",
+        example="{'family': ..., 'cpu': '256', 'memory': '512', "
+        "'containerDefinitions': [container], ...}",
+        needs=f"a Fargate task definition needs {', '.join(TASK_DEFINITION_KEYS)} "
+        "(and networkMode, the roles, ...)",
+    )
     fargate.check_task_size(spec["cpu"], spec["memory"])
 
 
@@ -428,17 +439,14 @@ def create_service(lab: Lab, spec: dict[str, Any]) -> Service:
 
 
 def _check_service_spec(lab: Lab, spec: dict[str, Any]) -> None:
-    if not isinstance(spec, dict):
-        raise ConfigurationError(
-            f"spec is a {type(spec).__name__}: give the CreateService parameters as a dict, "
-            "e.g. {'serviceName': ..., 'cluster': ..., 'taskDefinition': ..., ...}."
-        )
-    missing = [key for key in REQUIRED if key not in spec]
-    if missing:
-        raise ConfigurationError(
-            f"The service spec has no {', '.join(missing)}: CreateService needs "
-            f"{', '.join(REQUIRED)} (and networkConfiguration for awsvpc tasks)."
-        )
+    _check_spec(
+        spec,
+        REQUIRED,
+        operation="CreateService",
+        example="{'serviceName': ..., 'cluster': ..., 'taskDefinition': ..., ...}",
+        needs=f"CreateService needs {', '.join(REQUIRED)} "
+        "(and networkConfiguration for awsvpc tasks)",
+    )
     for key, expected in (("serviceName", "app-service"), ("cluster", "cluster")):
         if spec[key] != lab.name(expected):
             raise ConfigurationError(
