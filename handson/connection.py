@@ -63,14 +63,20 @@ class ApiCall:
     service: str
     operation: str
     params: dict[str, Any]
+    # What a learner types for this call when it is not an AWS CLI command of its own: an
+    # image reaches ECR through `docker push`, so its PutImage is shown as the push commands.
+    typed_as: tuple[str, ...] = ()
 
     @property
     def mutating(self) -> bool:
         return awscli.is_mutating(self.operation)
 
     @property
-    def cli(self) -> str:
-        return awscli.command(self.service, self.operation, self.params)
+    def commands(self) -> list[str]:
+        """The terminal commands that do what this call did (usually one AWS CLI command)."""
+        if self.typed_as:
+            return list(self.typed_as)
+        return [awscli.command(self.service, self.operation, self.params)]
 
 
 @dataclass
@@ -81,9 +87,21 @@ class CallLog:
     step: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    _typed_as: tuple[str, ...] = ()
+
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
         with self._lock:
-            self.calls.append(ApiCall(self.step, service, operation, _redact(params)))
+            call = ApiCall(self.step, service, operation, _redact(params), self._typed_as)
+            self.calls.append(call)
+
+    @contextmanager
+    def typed_as(self, commands: list[str]) -> Iterator[None]:
+        """Show the calls recorded inside as ``commands``, what a learner types instead."""
+        previous, self._typed_as = self._typed_as, tuple(commands)
+        try:
+            yield
+        finally:
+            self._typed_as = previous
 
     def mutating(self) -> list[ApiCall]:
         return [c for c in self.calls if c.mutating]
@@ -168,7 +186,12 @@ class Lab:
 
     def cli_commands(self, step: str | None = None) -> list[str]:
         """The AWS CLI equivalents of the changes made (by one step, or all)."""
-        return [c.cli for c in self.log.mutating() if step is None or c.step == step]
+        return [
+            line
+            for call in self.log.mutating()
+            if step is None or call.step == step
+            for line in call.commands
+        ]
 
     def api_calls(self) -> pd.DataFrame:
         """Every API call made so far: step, service, operation, whether it changed anything."""
@@ -282,7 +305,11 @@ class HttpResponse:
 
 def show_cli(lab: Lab) -> pd.DataFrame:
     """Every change made through ``lab``, as the AWS CLI command that does the same."""
-    rows = [{"step": c.step, "command": c.cli} for c in lab.log.mutating()]
+    rows = [
+        {"step": call.step, "command": line}
+        for call in lab.log.mutating()
+        for line in call.commands
+    ]
     return pd.DataFrame(rows, columns=["step", "command"])
 
 

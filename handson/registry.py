@@ -248,16 +248,26 @@ def push_commands(lab: Lab, *, tag: str = "latest") -> list[str]:
     Calls DescribeRepositories. Read-only. Chapter 7.
     """
     _check_tag(lab, tag)
-    repo = _describe_repository(lab)
+    return _typed_push(lab, _describe_repository(lab), tag, "linux/amd64", ".")
+
+
+def _typed_push(lab: Lab, repo: Repository, tag: str, platform: str, context: str) -> list[str]:
+    """The ECR console's push commands, as a learner types them."""
     login = f"aws ecr get-login-password --region {lab.region} | " + shlex.join(
         ["docker", *_login_args(repo)]
     )
     return [
         login,
-        shlex.join(["docker", *_build_args(repo, tag, "linux/amd64", ".")]),
+        shlex.join(["docker", *_build_args(repo, tag, platform, context)]),
         shlex.join(["docker", *_tag_args(repo, tag)]),
         shlex.join(["docker", *_push_args(repo, tag)]),
     ]
+
+
+def _shown_context(context: Path) -> str:
+    """The build context as typed in a terminal at the kit's folder (``app``), or absolute."""
+    root = APP_DIR.parent
+    return str(context.relative_to(root)) if context.is_relative_to(root) else str(context)
 
 
 @step("list the ECR images")
@@ -424,16 +434,18 @@ def _manifest_push(lab: Lab, *, context: Path, tag: str) -> PushedImage:
     if _tagged_digest(lab, repo, tag) == digest:
         return image
     ecr = lab.client("ecr")
-    try:
-        ecr.put_image(
-            repositoryName=repo.name,
-            imageTag=tag,
-            imageManifest=manifest,
-            imageManifestMediaType=OCI_MANIFEST_MEDIA_TYPE,
-            imageDigest=digest,
-        )
-    except ecr.exceptions.ImageAlreadyExistsException:
-        pass  # ECR's answer when this tag already names this very digest: the image is there
+    # What a learner types on AWS for this push (the sandbox's PutImage stands in for it).
+    with lab.log.typed_as(_typed_push(lab, repo, tag, "linux/amd64", _shown_context(context))):
+        try:
+            ecr.put_image(
+                repositoryName=repo.name,
+                imageTag=tag,
+                imageManifest=manifest,
+                imageManifestMediaType=OCI_MANIFEST_MEDIA_TYPE,
+                imageDigest=digest,
+            )
+        except ecr.exceptions.ImageAlreadyExistsException:
+            pass  # ECR's answer when this tag already names this digest: the image is there
     return image
 
 
@@ -479,6 +491,9 @@ def _docker_push(lab: Lab, *, context: Path, tag: str, platform: str) -> PushedI
         _run(docker, build, _env={**os.environ, "DOCKER_BUILDKIT": "0"})
     _run(docker, _tag_args(repo, tag))
     _run(docker, _push_args(repo, tag))
+    # docker push calls ECR itself, past the Lab's clients: record it for the CLI view.
+    with lab.log.typed_as(_typed_push(lab, repo, tag, platform, _shown_context(context))):
+        lab.log.record("ecr", "PutImage", {"repositoryName": repo.name, "imageTag": tag})
     digest = _tagged_digest(lab, repo, tag)
     if digest is None:
         raise DockerError(

@@ -288,6 +288,37 @@ def test_push_commands_are_the_consoles_four_steps(lab: Lab) -> None:
     ]
 
 
+
+def _console_commands(lab: Lab, repo: Repository, context: str) -> list[str]:
+    return [
+        f"aws ecr get-login-password --region {lab.region} | docker login --username AWS "
+        f"--password-stdin {repo.uri.split('/')[0]}",
+        f"docker build --platform linux/amd64 -t {repo.name}:latest {context}",
+        f"docker tag {repo.name}:latest {repo.uri}:latest",
+        f"docker push {repo.uri}:latest",
+    ]
+
+
+def test_sandbox_push_is_shown_as_the_docker_commands_a_learner_types(
+    lab: Lab, tmp_path: Path
+) -> None:
+    repo = ensure_repository(lab)
+    lab.log.calls.clear()
+
+    push_image(lab)
+    # No learner types `aws ecr put-image` with a manifest: the view shows Docker's push.
+    assert lab.cli_commands("push the app image") == _console_commands(lab, repo, "app")
+    assert [c.operation for c in lab.log.mutating()] == ["PutImage"]
+
+    # A context outside the kit's folder is typed with its whole path.
+    lab.log.calls.clear()
+    context = tmp_path / "v2"
+    shutil.copytree(APP_DIR, context)
+    (context / "main.py").write_text((APP_DIR / "main.py").read_text() + "# v2\n")
+    push_image(lab, context=context)
+    assert lab.cli_commands() == _console_commands(lab, repo, str(context))
+
+
 # ------------------------------------------------------------- Docker push
 
 
@@ -347,6 +378,8 @@ def test_docker_push_logs_in_builds_tags_and_pushes(
     assert calls[1]["stdin"] == password
     assert all(password not in arg for c in calls for arg in c["argv"])  # type: ignore[attr-defined]
     assert calls[2]["DOCKER_BUILDKIT"] is None
+    pushed = docker_lab.cli_commands("push the app image")
+    assert pushed == _console_commands(docker_lab, repo, "app")
 
 
 def test_docker_push_retries_with_the_legacy_builder_when_buildx_is_missing(
