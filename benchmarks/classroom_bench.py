@@ -134,6 +134,21 @@ def notebook_overhead(table: pd.DataFrame) -> tuple[list[float], dict[str, list[
     return overhead, cells
 
 
+def failure_lines(table: pd.DataFrame) -> list[str]:
+    """One line per failed notebook run: student, notebook, the cell's first line, error."""
+    lines = []
+    for row in table[table["status"] == "failed"].itertuples():
+        cell = "no cell (the kernel did not start)"
+        if not pd.isna(row.failing_cell) and Path(row.output).exists():
+            notebook = nbformat.read(row.output, as_version=4)
+            for candidate in notebook.cells:
+                if candidate.get("execution_count") == row.failing_cell:
+                    first = candidate.source.strip().splitlines()[0]
+                    cell = f"cell [{row.failing_cell}] {first}"
+        lines.append(f"{row.student} {Path(row.notebook).name}: {cell}: {row.error}")
+    return lines
+
+
 @dataclass
 class Run:
     wall: float
@@ -146,6 +161,7 @@ class Run:
     split: dict[str, float]
     kernels_at_peak: int
     cpu: dict[str, float]
+    failures: list[str]
 
 
 def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
@@ -189,6 +205,11 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
             table = report.table
             per_student = table.groupby("student")["duration"].sum()
             overhead, cells = notebook_overhead(table)
+            failures = failure_lines(table)
+            if failures:
+                keep = Path(tempfile.mkdtemp(prefix="classroom-bench-failed-"))
+                shutil.copytree(work / "runs", keep / "runs")
+                failures.append(f"the failed runs' notebooks are kept in {keep / 'runs'}")
             return Run(
                 wall=wall,
                 ok=int((table.groupby("student")["status"].agg(set) == {"ok"}).sum()),
@@ -200,6 +221,7 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
                 split=sampler.split,
                 kernels_at_peak=sampler.kernels,
                 cpu=cpu,
+                failures=failures,
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -226,6 +248,10 @@ def main() -> None:
         spread = f" (min {walls[0]:.1f}, max {walls[-1]:.1f})" if len(walls) > 1 else ""
         print(f"  total wall time                 {median(walls):8.1f} s{spread}")
         print(f"  students ok                     {median(r.ok for r in runs):8.0f}")
+        for number, run in enumerate(runs, 1):
+            print(f"  run {number}: {run.ok}/{args.students} ok, {run.wall:.1f} s")
+            for line in run.failures:
+                print(f"    FAILED {line}")
         print(f"  per student (median)            {median(r.student for r in runs):8.1f} s")
         for name in runs[0].per_notebook:
             value = median(r.per_notebook[name] for r in runs)

@@ -1,11 +1,13 @@
 """Course timings on the sandbox: notebooks 00 and 07 via papermill, and the library
-against a raw boto3 script making the same changes.
+against a raw boto3 script making the same changes; then chapters 00 -> 07 -> 99 with
+the default (fast) control plane and with AWS's control-plane time scaled like the data
+plane's (control speed = speed).
 
-    python benchmarks/course_bench.py [--runs 3]
+    python benchmarks/course_bench.py [--runs 3] [--control-speeds 200,20]
 
-Each run uses a new student (a new sandbox account) on one private sandbox. Prints
-medians (and min/max) over the runs, and ratios; it never asserts: timings on a
-2-core machine are noisy.
+Each run uses a new student (a new sandbox account) on one private sandbox (one sandbox
+per control speed). Prints medians (and min/max) over the runs, and ratios; it never
+asserts: timings on a 2-core machine are noisy. Every failed notebook is printed.
 """
 
 from __future__ import annotations
@@ -65,10 +67,44 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):8.2f} {min(values):8.2f} {max(values):8.2f}"
 
 
+def chapter_times(control_speed: float, runs: int) -> tuple[dict[str, list[float]], list[str]]:
+    """Seconds of notebooks 00, 07 and 99 per run on a sandbox with ``control_speed``."""
+    config = private_config(control_speed=control_speed)
+    saved = dict(os.environ)
+    os.environ.update(environment(config))
+    times: dict[str, list[float]] = {"00": [], "07": [], "99": [], "00+07+99": []}
+    failures: list[str] = []
+    out = Path(tempfile.mkdtemp(prefix="course-bench-chapters-"))
+    try:
+        sandbox.start(config)
+        for run in range(runs):
+            student = {"student": f"bench-chapters-{run}"}
+            total = 0.0
+            for key in ("00", "07", "99"):
+                try:
+                    seconds, _ = timed(
+                        course.run_notebook, key, out / f"{run}-{key}.ipynb", student
+                    )
+                except course.NotebookFailed as error:
+                    failures.append(f"control speed {control_speed:g}, run {run + 1}: {error}")
+                    break
+                times[key].append(seconds)
+                total += seconds
+            else:
+                times["00+07+99"].append(total)
+    finally:
+        sandbox.stop(config)
+        os.environ.clear()
+        os.environ.update(saved)
+    return times, failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--control-speeds", default="200,20", help="e.g. 200,20 (0: instant)")
     args = parser.parse_args()
+    saved = dict(os.environ)
     config = private_config()
     os.environ.update(environment(config))
     results: dict[str, list[float]] = {
@@ -93,7 +129,17 @@ def main() -> None:
             results["raw_calls"].append(calls)
     finally:
         sandbox.stop(config)
-    print(f"course benchmark: {args.runs} runs, speed x{config.speed:g}, {os.cpu_count()} cpus")
+        os.environ.clear()
+        os.environ.update(saved)
+    chapters_by_speed = {
+        speed: chapter_times(speed, args.runs)
+        for speed in (float(x) for x in args.control_speeds.split(","))
+    }
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"course benchmark: {args.runs} runs, speed x{config.speed:g}, {os.cpu_count()} cpus, "
+        f"load average {load}"
+    )
     print(f"{'metric':46} {'median':>8} {'min':>8} {'max':>8}")
     print(f"{'notebook 00 via papermill (s)':46} {summary(results['nb00'])}")
     print(f"{'notebook 07 via papermill (s)':46} {summary(results['nb07'])}")
@@ -107,6 +153,14 @@ def main() -> None:
         statistics.median(results["raw_calls"]),
     )
     print(f"ratio library/raw: time x{lib / raw:.2f}, API calls x{lib_calls / raw_calls:.2f}")
+    for speed, (times, failures) in chapters_by_speed.items():
+        print(f"\nchapters 00 -> 07 -> 99, control speed {speed:g} (data plane x{config.speed:g})")
+        for key, values in times.items():
+            shown = summary(values) if values else "     n/a"
+            print(f"{'notebook ' + key + ' via papermill (s)':46} {shown}")
+        print(f"failures: {len(failures)}")
+        for line in failures:
+            print(f"  FAILED {line}")
 
 
 if __name__ == "__main__":
