@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from handson import secrets, waiting
 from handson.connection import Lab
 from handson.errors import step
-from handson.exceptions import ConfigurationError
+from handson.exceptions import ConfigurationError, NotFoundError
 
 __all__ = [
     "DB_PARAMETERS",
@@ -286,6 +286,17 @@ def _reset_master_password(lab: Lab, password: str) -> None:
 
 
 def _database(instance: dict[str, Any], secret_arn: str, secret_name: str) -> Database:
+    if "Endpoint" not in instance:
+        # AWS shows the endpoint only once the instance has been created.
+        identifier, status = instance["DBInstanceIdentifier"], instance["DBInstanceStatus"]
+        raise NotFoundError(
+            f"The RDS instance {identifier} has no endpoint yet: it is {status!r}, and AWS "
+            "assigns its address while creating it.",
+            code="InvalidDBInstanceState",
+            operation="DescribeDBInstances",
+            hint="Wait until it is available (run notebook 00 again: it waits), or "
+            f"`aws rds wait db-instance-available --db-instance-identifier {identifier}`.",
+        )
     address = str(instance["Endpoint"]["Address"])
     port = int(instance["Endpoint"]["Port"])
     return Database(

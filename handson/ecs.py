@@ -7,6 +7,7 @@ replaces unhealthy ones and rolls out new versions.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,10 @@ from handson.exceptions import (
 
 CONTAINER_PORT = 3000
 MAX_APP_COUNT = 10
+# IAM is eventually consistent: for seconds after a role is created, ECS can't assume it
+# ("failed to launch a task with (error ECS was unable to assume the role ...)").
+IAM_PROPAGATION_SECONDS = 10.0
+_ROLE_NOT_ASSUMED = re.compile(r"ECS was unable to assume the role '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -663,7 +668,7 @@ def wait_for_rollback(
             return _events_since(service, since)
         if primary["id"] == deployment_id and primary.get("rolloutState") == "FAILED":
             raise DeploymentError(
-                _failure_message(lab, primary)
+                _failure_message(lab, service, primary)
                 + "\nThe circuit breaker did not roll back: the service needs "
                 "deploymentCircuitBreaker={'enable': True, 'rollback': True}."
             )
@@ -735,11 +740,14 @@ def wait_for_rollout(
     less often while nothing changes, up to ``max_poll``: a class of 30 waiting for
     minutes on AWS stays well inside the ECS API rate limits. A FAILED deployment (the circuit
     breaker tripped) raises DeploymentError listing why the tasks stopped, unless
-    ``raise_on_failure`` is False. Returns the service table. Chapter 7.
+    ``raise_on_failure`` is False. A deployment the circuit breaker stopped before any task
+    launched only because ECS could not assume a role yet (just created: IAM is eventually
+    consistent) is started again once, with UpdateService(forceNewDeployment), when the
+    role has propagated. Returns the service table. Chapter 7.
     """
     deadline = time.monotonic() + timeout
     report = progress or _default_progress()
-    delay, last = poll, None
+    delay, last, redeployed = poll, None, False
     while True:
         service = describe_service(lab)
         report(service)
@@ -753,8 +761,16 @@ def wait_for_rollout(
         delay = poll if state != last else min(delay * 1.5, max_poll)
         last = state
         if primary["rolloutState"] == "FAILED":
+            if not redeployed and _roles_were_propagating(lab, service, primary):
+                redeployed = True
+                lab.client("ecs").update_service(
+                    cluster=lab.name("cluster"),
+                    service=service["serviceName"],
+                    forceNewDeployment=True,
+                )
+                continue
             if raise_on_failure:
-                raise DeploymentError(_failure_message(lab, primary))
+                raise DeploymentError(_failure_message(lab, service, primary))
             return service_table(service)
         if (
             len(service["deployments"]) == 1
@@ -772,8 +788,50 @@ def wait_for_rollout(
         time.sleep(delay)
 
 
-def _failure_message(lab: Lab, deployment: dict[str, Any]) -> str:
+def _launch_errors(service: dict[str, Any], deployment: dict[str, Any]) -> list[str]:
+    """The errors of the launches that failed (no task created) since ``deployment``
+    started, oldest first."""
+    prefix = f"(service {service['serviceName']}) failed to launch a task with (error "
+    return [
+        e["message"][len(prefix) : -2]
+        for e in reversed(service["events"])
+        if e["createdAt"] >= deployment["createdAt"] and e["message"].startswith(prefix)
+    ]
+
+
+def _roles_were_propagating(lab: Lab, service: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    """Whether ``deployment`` failed before any task launched only because ECS could not
+    assume roles that trust it; then waits until they are IAM_PROPAGATION_SECONDS old."""
+    errors = _launch_errors(service, deployment)
+    started = f"(service {service['serviceName']}) has started "
+    if not errors or any(
+        e["message"].startswith(started) and e["createdAt"] >= deployment["createdAt"]
+        for e in service["events"]
+    ):
+        return False
+    found = [_ROLE_NOT_ASSUMED.match(error) for error in errors]
+    if not all(found):
+        return False
+    roles = {match.group(1) for match in found if match}
+    pause = 0.0
+    for arn in roles:
+        try:
+            role = lab.client("iam").get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
+        except ClientError:
+            return False
+        if "ecs-tasks.amazonaws.com" not in json.dumps(role["AssumeRolePolicyDocument"]):
+            return False  # a wrong trust policy: waiting won't help
+        age = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(role["CreateDate"])).total_seconds()
+        pause = max(pause, IAM_PROPAGATION_SECONDS - age)
+    time.sleep(min(max(pause, 0.0), IAM_PROPAGATION_SECONDS))
+    return True
+
+
+def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, Any]) -> str:
     lines = [f"Deployment {deployment['id']} failed: {deployment['rolloutStateReason']}"]
+    for error in dict.fromkeys(_launch_errors(service, deployment)):
+        hint = stop_hint(error)
+        lines.append(f"- a task failed to launch: {error}" + (f"\n  Check: {hint}" if hint else ""))
     for reason in dict.fromkeys(t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED")):
         if reason:
             hint = stop_hint(reason)

@@ -115,6 +115,12 @@ STOP_HINTS: list[tuple[str, str]] = [
         "log group does not exist",
         "The log group is missing: run notebook 00 again (it creates /ecs/<project>-<env>).",
     ),
+    (
+        "unable to assume the role",
+        "ECS could not assume the execution or task role: its trust policy must let "
+        "ecs-tasks.amazonaws.com assume it. Right after a role is created IAM needs a few "
+        "seconds: then deploy again (restart_service).",
+    ),
     ("OutOfMemory", "The container ran out of memory: raise task_memory."),
     (
         "ELB health checks",

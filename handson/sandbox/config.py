@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from handson.exceptions import SandboxError
 
 DEFAULT_PORT = 5454
 DEFAULT_ALB_PORT = 5455
@@ -22,6 +25,11 @@ DEFAULT_SPEED = 20.0
 # speed (200 at speed 20: an RDS instance is available in about 2 s), and 1 at speed 1,
 # AWS timing; 0 makes them instant.
 CONTROL_SPEED_FACTOR = 10.0
+# How the data plane uses the loopback interface (README.md, "The sandbox"): "many" gives
+# every task and database an address of its own (127.x.y.z, as Linux has them), "single"
+# puts them all on 127.0.0.1 with ports of their own (macOS has only that address unless
+# aliases are added), "auto" takes "many" where the machine can and "single" elsewhere.
+LOOPBACK_MODES = ("auto", "many", "single")
 
 
 def default_control_speed(speed: float) -> float:
@@ -39,6 +47,7 @@ class SandboxConfig:
     speed: float = DEFAULT_SPEED
     seed: int | None = None
     control_speed: float | None = None  # None: default_control_speed(speed)
+    loopback: str = "auto"  # one of LOOPBACK_MODES
 
     @property
     def effective_control_speed(self) -> float:
@@ -67,6 +76,19 @@ class SandboxConfig:
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
 
+def loopback_setting(env: Mapping[str, str] | None = None) -> str:
+    """``HANDSON_SANDBOX_LOOPBACK`` from ``env`` (the environment by default), checked."""
+    value = (env if env is not None else os.environ).get("HANDSON_SANDBOX_LOOPBACK", "")
+    value = value.strip().lower() or "auto"
+    if value not in LOOPBACK_MODES:
+        raise SandboxError(
+            f"HANDSON_SANDBOX_LOOPBACK={value!r} is not a loopback mode; use one of "
+            f"{', '.join(LOOPBACK_MODES)} (auto, the default, picks many where the machine "
+            "has loopback addresses besides 127.0.0.1, else single)."
+        )
+    return value
+
+
 def load_config(**overrides: object) -> SandboxConfig:
     """Build the settings from the environment, then apply explicit overrides."""
     env = os.environ
@@ -80,6 +102,7 @@ def load_config(**overrides: object) -> SandboxConfig:
         speed=float(env.get("HANDSON_SANDBOX_SPEED", DEFAULT_SPEED)),
         seed=int(seed) if seed else None,
         control_speed=float(control) if control else None,
+        loopback=loopback_setting(env),
     )
     return config.with_options(**overrides)
 
@@ -95,7 +118,8 @@ def private_config(
     *, seed: int | None = None, speed: float = DEFAULT_SPEED, control_speed: float | None = None
 ) -> SandboxConfig:
     """A sandbox of its own: a new HANDSON_HOME and free ports, for tests and for
-    refreshing notebook outputs without touching the learner's sandbox."""
+    refreshing notebook outputs without touching the learner's sandbox. The loopback mode
+    comes from the environment, as it depends on the machine."""
     home = Path(tempfile.mkdtemp(prefix="handson-"))
     # PostgreSQL runs as an unprivileged user when the sandbox runs as root: that user
     # must be able to reach the state directory.
@@ -107,6 +131,7 @@ def private_config(
         speed=speed,
         seed=seed,
         control_speed=control_speed,
+        loopback=loopback_setting(),
     )
 
 
@@ -122,4 +147,6 @@ def environment(config: SandboxConfig) -> dict[str, str]:
         variables["HANDSON_SANDBOX_SEED"] = str(config.seed)
     if config.control_speed is not None:
         variables["HANDSON_SANDBOX_CONTROL_SPEED"] = str(config.control_speed)
+    if config.loopback != "auto":
+        variables["HANDSON_SANDBOX_LOOPBACK"] = config.loopback
     return variables

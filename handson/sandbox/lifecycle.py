@@ -238,6 +238,7 @@ def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
         "--alb-port", str(config.alb_port),
         "--speed", str(config.speed),
         "--control-speed", str(config.effective_control_speed),
+        "--loopback", config.loopback,
         "--state-dir", str(config.state_dir),
         "--sandbox-id", sandbox_id,
     ]  # fmt: skip

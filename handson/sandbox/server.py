@@ -28,6 +28,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
 from handson.awscli import is_mutating  # noqa: E402
+from handson.sandbox.config import LOOPBACK_MODES  # noqa: E402
 from handson.sandbox.dataplane import moto_bridge  # noqa: E402
 from handson.sandbox.dataplane.engine import DataPlane  # noqa: E402
 
@@ -221,6 +222,7 @@ def serve(
     state_dir: Path,
     sandbox_id: str,
     seed: int | None,
+    loopback: str = "auto",
 ) -> None:
     """Run the sandbox until SIGTERM, SIGINT or POST /_handson/shutdown."""
     if seed is not None:
@@ -231,6 +233,7 @@ def serve(
         control_speed=control_speed,
         sandbox_id=sandbox_id,
         alb_port=alb_port,
+        loopback=loopback,
     )
     done = threading.Event()
     holder: dict[str, Any] = {}
@@ -246,7 +249,12 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: threading.Thread(target=shutdown, daemon=True).start())
     plane.start()
-    log.info("sandbox listening on http://127.0.0.1:%d (ALBs on port %d)", port, alb_port)
+    log.info(
+        "sandbox listening on http://127.0.0.1:%d (ALBs on port %d, loopback mode %s)",
+        port,
+        alb_port,
+        plane.loopback.mode,
+    )
     try:
         server.serve_forever()
     finally:
@@ -261,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alb-port", type=int, required=True)
     parser.add_argument("--speed", type=float, required=True)
     parser.add_argument("--control-speed", type=float, required=True)
+    parser.add_argument("--loopback", choices=LOOPBACK_MODES, default="auto")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--sandbox-id", required=True)
     parser.add_argument("--seed", type=int, default=None)
@@ -279,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         state_dir=args.state_dir,
         sandbox_id=args.sandbox_id,
         seed=args.seed,
+        loopback=args.loopback,
     )
 
 

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from handson import database, secrets
+from handson import database, secrets, waiting
 from handson.exceptions import ConfigurationError, NotFoundError
 
 
@@ -15,6 +15,10 @@ from handson.exceptions import ConfigurationError, NotFoundError
 def network(lab) -> dict[str, object]:
     """A VPC with two private subnets (1a, 1c) and an RDS security group, made with plain EC2
     calls (the kit's network module is tested on its own)."""
+    return _network(lab)
+
+
+def _network(lab) -> dict[str, object]:
     ec2 = lab.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -315,3 +319,37 @@ def test_bad_secret_input_is_refused_without_showing_the_password(lab) -> None:
 
     assert "Hidden-1!" not in str(error.value) + repr(error.value)
     assert lab.log.calls[before:] == []
+
+
+@pytest.mark.slow
+def test_the_endpoint_is_read_only_once_the_instance_is_created(timed_lab) -> None:
+    lab = timed_lab(100)  # the instance is "creating" for 2.4 s
+    network = _network(lab)
+    # An earlier run's secret survived; the instance is being created again.
+    secrets.ensure_db_secret(
+        lab, host="old", port=5432, dbname="my_project_dev_db", username="postgres", password="x"
+    )
+    rds = lab.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier=f"{lab.prefix}-db",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        DBName="my_project_dev_db",
+        MasterUsername="postgres",
+        MasterUserPassword="password-for-tests-1",
+        DBSubnetGroupName=database.ensure_db_subnet_group(
+            lab, private_subnet_ids=network["subnets"]
+        ),
+    )
+
+    with pytest.raises(NotFoundError) as early:
+        database.get_database(lab)
+    assert early.value.code == "InvalidDBInstanceState"
+    assert f"{lab.prefix}-db has no endpoint yet: it is 'creating'" in early.value.message
+    assert "db-instance-available" in early.value.hint
+
+    waiting.wait(rds, "db_instance_available", timeout=60, DBInstanceIdentifier=f"{lab.prefix}-db")
+    found = database.get_database(lab)
+    assert found.address == _instance(lab)["Endpoint"]["Address"]
+    assert found.port == 5432

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handson import chapters, ecs, iam, registry
+from handson import chapters, ecs, iam, logs, registry
 from handson.exceptions import ConfigurationError, DeploymentError, NotFoundError
 
 
@@ -123,3 +123,68 @@ def test_scale_and_delete(built) -> None:
     ecs.delete_cluster(lab)
     with pytest.raises(NotFoundError):
         ecs.cluster_arn(lab)
+
+
+@pytest.mark.slow
+def test_a_rollout_stopped_while_the_roles_propagated_is_deployed_again(timed_lab) -> None:
+    # IAM is eventually consistent: a service of 3 tasks created right after its roles
+    # fails its first launch, which trips the circuit breaker (3 failed tasks); the wait
+    # deploys again once the roles have propagated, and the service becomes steady.
+    lab = timed_lab(8)  # the roles propagate in 1 s
+    ec2 = lab.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+    route_table = table["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=route_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    registry.ensure_repository(lab)
+    image = registry.push_image(lab)
+    logs.ensure_log_group(lab)
+    ecs.ensure_cluster(lab)
+    role = iam.ensure_execution_role(lab)
+    definition = lab.client("ecs").register_task_definition(
+        family=lab.name("app"),
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        executionRoleArn=role,
+        containerDefinitions=[
+            {
+                "name": lab.name("app"),
+                "image": image.uri,
+                "portMappings": [{"containerPort": 3000}],
+                "environment": [{"name": "PORT", "value": "3000"}],
+            }
+        ],
+    )["taskDefinition"]
+    lab.client("ecs").create_service(
+        cluster=lab.name("cluster"),
+        serviceName=lab.name("app-service"),
+        taskDefinition=definition["taskDefinitionArn"],
+        desiredCount=3,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [subnet],
+                "securityGroups": [group],
+                "assignPublicIp": "ENABLED",
+            }
+        },
+        deploymentConfiguration=ecs.DEPLOYMENT_CONFIGURATION,
+    )
+
+    ecs.wait_for_rollout(lab, timeout=120, progress=lambda service: None)
+
+    service = ecs.describe_service(lab)
+    assert service["runningCount"] == 3
+    messages = [e["message"] for e in reversed(service["events"])]
+    assert f"unable to assume the role '{role}'" in messages[0]
+    assert any("deployment failed: tasks failed to start." in m for m in messages)
+    assert messages[-1] == f"(service {lab.name('app-service')}) has reached a steady state."
+    assert [c.operation for c in lab.log.calls if c.operation == "UpdateService"] == [
+        "UpdateService"
+    ]

@@ -288,7 +288,6 @@ def test_push_commands_are_the_consoles_four_steps(lab: Lab) -> None:
     ]
 
 
-
 def _console_commands(lab: Lab, repo: Repository, context: str) -> list[str]:
     return [
         f"aws ecr get-login-password --region {lab.region} | docker login --username AWS "

@@ -246,6 +246,28 @@ def test_a_cluster_with_a_service_cant_be_deleted(world) -> None:
     _eventually(lambda: ecs.delete_cluster(cluster="c"))
 
 
+def test_an_rds_instance_has_no_endpoint_while_creating(world) -> None:
+    rds = world.client("rds")
+    created = rds.create_db_instance(
+        DBInstanceIdentifier="d",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="postgres",
+        MasterUserPassword="password-for-tests-1",
+    )["DBInstance"]
+    assert created["DBInstanceStatus"] == "creating"
+    assert "Endpoint" not in created
+    described = rds.describe_db_instances(DBInstanceIdentifier="d")["DBInstances"][0]
+    assert described["DBInstanceStatus"] == "creating"
+    assert "Endpoint" not in described
+    rds.get_waiter("db_instance_available").wait(
+        DBInstanceIdentifier="d", WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+    )
+    endpoint = rds.describe_db_instances(DBInstanceIdentifier="d")["DBInstances"][0]["Endpoint"]
+    assert endpoint["Address"].startswith("d.") and endpoint["Port"] == 5432
+
+
 def test_a_stopped_tasks_network_interface_lingers_then_is_released(world) -> None:
     world.build_all()
     world.push_image()

@@ -273,18 +273,34 @@ def test_private_subnets_without_nat_cannot_reach_aws(endpoint: str) -> None:
 
 def test_vpc_endpoints_replace_the_nat_gateway(endpoint: str) -> None:
     """Chapter 8: interface endpoints (ecr.api, ecr.dkr, logs, secretsmanager) with private
-    DNS plus the S3 gateway endpoint let the tasks start without a NAT gateway."""
+    DNS, in a group that admits 443 from the VPC, plus the S3 gateway endpoint let the tasks
+    start without a NAT gateway."""
     world = World(endpoint, "444444444402")
     world.build_all(nat=False)
     ec2 = world.client("ec2")
     vpc, subnets = world.ids["vpc"], world.ids["subnets"]
     private = [subnets["private_a"], subnets["private_c"]]
+    endpoints_sg = ec2.create_security_group(
+        GroupName=f"{world.name}-vpc-endpoints-sg", Description="endpoints", VpcId=vpc
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=endpoints_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+            }
+        ],
+    )
     for service in ("ecr.api", "ecr.dkr", "logs"):
         ec2.create_vpc_endpoint(
             VpcId=vpc,
             ServiceName=f"com.amazonaws.ap-northeast-1.{service}",
             VpcEndpointType="Interface",
             SubnetIds=private,
+            SecurityGroupIds=[endpoints_sg],
             PrivateDnsEnabled=True,
         )
     tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
@@ -311,6 +327,7 @@ def test_vpc_endpoints_replace_the_nat_gateway(endpoint: str) -> None:
         ServiceName="com.amazonaws.ap-northeast-1.secretsmanager",
         VpcEndpointType="Interface",
         SubnetIds=private,
+        SecurityGroupIds=[endpoints_sg],
         PrivateDnsEnabled=True,
     )
     world.client("ecs").update_service(

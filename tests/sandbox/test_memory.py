@@ -48,24 +48,6 @@ def first_stopped(world: World) -> dict[str, Any]:
     )
 
 
-def run_task(world: World, **changes: Any) -> str:
-    subnets = world.ids["subnets"]
-    params: dict[str, Any] = {
-        "cluster": world.ids["cluster"],
-        "taskDefinition": world.ids["task_definition"],
-        "launchType": "FARGATE",
-        "networkConfiguration": {
-            "awsvpcConfiguration": {
-                "subnets": [subnets["private_a"]],
-                "securityGroups": [world.ids["sgs"]["ecs"]],
-                "assignPublicIp": "DISABLED",
-            }
-        },
-    }
-    params.update(changes)
-    return str(world.client("ecs").run_task(**params)["tasks"][0]["taskArn"])
-
-
 def describe(world: World, arn: str) -> dict[str, Any]:
     ecs = world.client("ecs")
     return dict(ecs.describe_tasks(cluster=world.ids["cluster"], tasks=[arn])["tasks"][0])
@@ -105,7 +87,7 @@ def test_allocating_past_the_limit_in_a_running_task(world: World, tmp_path: Pat
     world.register_task_definition(
         container={"memory": 64, "command": ["python", "-c", ALLOCATE, str(trigger)]}
     )
-    arn = run_task(world)
+    arn = world.run_task()
     running = wait_status(world, arn, "RUNNING")
     assert "reason" not in running["containers"][0]
     trigger.touch()
@@ -118,7 +100,7 @@ def test_task_memory_limits_containers_without_their_own(world: World, tmp_path:
     trigger = tmp_path / "allocate-now"
     trigger.touch()
     world.register_task_definition(container={"command": ["python", "-c", ALLOCATE, str(trigger)]})
-    task = wait_status(world, run_task(world), "STOPPED")
+    task = wait_status(world, world.run_task(), "STOPPED")
     assert_oom(task)
 
 
@@ -137,7 +119,7 @@ def test_run_task_memory_override(world: World) -> None:
     world.push_image()
     world.register_task_definition()
     name = f"{world.name}-app"
-    arn = run_task(world, overrides={"containerOverrides": [{"name": name, "memory": 20}]})
+    arn = world.run_task(overrides={"containerOverrides": [{"name": name, "memory": 20}]})
     assert_oom(wait_status(world, arn, "STOPPED"))
 
 
@@ -254,7 +236,7 @@ def test_execution_role_ecs_cannot_assume(world: World) -> None:
     )["Role"]["Arn"]
     world.register_task_definition(executionRoleArn=arn)
     expected = ASSUME_ROLE_ERROR.format(arn=arn)
-    error = error_of(run_task, world=world)
+    error = error_of(world.run_task)
     assert (error["Code"], error["Message"]) == ("ClientException", expected)
     world.create_service(desired=1)
     event = f"(service demo-dev-app-service) failed to launch a task with (error {expected})."
@@ -266,7 +248,7 @@ def test_missing_log_group_has_aws_wording(world: World) -> None:
     world.client("logs").delete_log_group(logGroupName=world.ids["log_group"])
     world.push_image()
     world.register_task_definition()
-    task = wait_status(world, run_task(world), "STOPPED")
+    task = wait_status(world, world.run_task(), "STOPPED")
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"] == LOG_GROUP_MISSING_REASON
     assert LOG_GROUP_MISSING_REASON == (

@@ -32,19 +32,26 @@ def _loopback() -> str:
 
 
 @pytest.fixture(scope="module")
-def front(tmp_path_factory: pytest.TempPathFactory):
-    """An RDS instance's front on a loopback address, as the sandbox would start it."""
+def postgres(tmp_path_factory: pytest.TempPathFactory):
     host = PostgresHost(tmp_path_factory.mktemp("rds"))
     host.start()
-    key = "123456789012-ap-northeast-1-my-db"
-    host.create_instance(
-        key, master_user="postgres", master_password=PASSWORD, db_name="appdb",
-        listen=(_loopback(), 0),
-    )  # fmt: skip
     try:
-        yield host.address(key)
+        yield host
     finally:
         host.stop()
+
+
+def _instance(host: PostgresHost, key: str, listen: tuple[str, int]) -> tuple[str, int]:
+    host.create_instance(
+        key, master_user="postgres", master_password=PASSWORD, db_name="appdb", listen=listen
+    )
+    return host.address(key)
+
+
+@pytest.fixture(scope="module")
+def front(postgres: PostgresHost) -> tuple[str, int]:
+    """An RDS instance's front on a loopback address, as the sandbox would start it."""
+    return _instance(postgres, "123456789012-ap-northeast-1-my-db", (_loopback(), 0))
 
 
 def run_python(code: str, env: dict[str, str]) -> dict:
@@ -138,3 +145,68 @@ def test_shim_changes_nothing_without_the_variable(tmp_path: Path) -> None:
     assert out["patched"] is False
     assert out["builtin"] == "builtin_function_or_method"
     assert out["chained"] == "yes"
+
+
+def test_single_address_mode_puts_stand_in_addresses_on_ports_of_127_0_0_1(
+    postgres: PostgresHost, tmp_path: Path
+) -> None:
+    """The task listens on 127.20.0.5:3000 and its database is 127.20.0.7:5432, as the
+    program sees it; both are ports of 127.0.0.1 the ports file names."""
+    front = _instance(postgres, "123456789012-ap-northeast-1-single-db", ("127.0.0.1", 0))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        app_port = probe.getsockname()[1]
+    (tmp_path / "hosts.json").write_text(json.dumps({ENDPOINT: "127.20.0.7"}))
+    ports = {"127.20.0.5:3000": app_port, "127.20.0.7:5432": front[1]}
+    (tmp_path / "ports.json").write_text(json.dumps(ports))
+    out = run_python(
+        f"""
+        import asyncio, json, socket, threading, urllib.request, psycopg
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Hello(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(repr(self.connection.getsockname()).encode())
+
+            def log_message(self, *args):
+                pass
+
+        app = ThreadingHTTPServer(("0.0.0.0", 3000), Hello)
+        threading.Thread(target=app.serve_forever, daemon=True).start()
+        other = socket.socket()
+        other.bind(("127.20.0.5", 8080))  # a port the task definition does not map
+        other.listen()
+        out = {{"app": app.server_address, "other": other.getsockname(),
+                "real": socket.socket.getsockname.__wrapped__(app.socket)}}
+        for url in ("http://127.20.0.5:3000/", "http://localhost:3000/"):
+            out[url] = urllib.request.urlopen(url, timeout=5).read().decode()
+        with socket.create_connection(("127.20.0.5", 8080), timeout=5) as client:
+            out["other_peer"] = client.getpeername()
+        kwargs = dict(host={ENDPOINT!r}, port=5432, user="postgres",
+                      password={PASSWORD!r}, dbname="appdb", connect_timeout=5)
+        with psycopg.connect(**kwargs) as conn:
+            out["database"] = conn.execute("SELECT current_database()").fetchone()[0]
+        async def main():
+            async with await psycopg.AsyncConnection.connect(**kwargs) as conn:
+                cur = await conn.execute("SELECT 1")
+                return (await cur.fetchone())[0]
+        out["async"] = asyncio.run(main())
+        print(json.dumps(out))
+        """,
+        {
+            "HANDSON_SANDBOX_HOSTS_FILE": str(tmp_path / "hosts.json"),
+            "HANDSON_SANDBOX_PORTS_FILE": str(tmp_path / "ports.json"),
+            "HANDSON_SANDBOX_ADDRESS": "127.20.0.5",
+        },
+    )
+    assert out["app"] == ["127.20.0.5", 3000]
+    assert out["real"] == ["127.0.0.1", app_port]
+    assert out["other"] == ["127.20.0.5", 8080]
+    assert out["other_peer"] == ["127.20.0.5", 8080]
+    # Connections to the task's address or to localhost reach it, and see port 3000.
+    assert out["http://127.20.0.5:3000/"] == "('127.20.0.5', 3000)"
+    assert out["http://localhost:3000/"] == "('127.20.0.5', 3000)"
+    assert out["database"].endswith("_appdb")
+    assert out["async"] == 1

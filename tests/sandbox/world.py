@@ -20,6 +20,20 @@ from handson.sandbox.dataplane.images import build_manifest, image_digest, parse
 REGION = "ap-northeast-1"
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+# The trust policy of the chapter's roles: ECS tasks may assume them.
+ECS_TASKS_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+EXECUTION_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
 def session_for(endpoint: str, account_id: str) -> boto3.Session:
@@ -154,27 +168,14 @@ class World:
     def build_cluster_and_roles(self) -> None:
         ecs, iam, logs, ecr = (self.client(s) for s in ("ecs", "iam", "logs", "ecr"))
         cluster = ecs.create_cluster(clusterName=f"{self.name}-cluster")["cluster"]["clusterArn"]
-        trust = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        )
         execution = iam.create_role(
-            RoleName=f"{self.name}-ecs-execution-role", AssumeRolePolicyDocument=trust
+            RoleName=f"{self.name}-ecs-execution-role", AssumeRolePolicyDocument=ECS_TASKS_TRUST
         )["Role"]["Arn"]
         iam.attach_role_policy(
-            RoleName=f"{self.name}-ecs-execution-role",
-            PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            RoleName=f"{self.name}-ecs-execution-role", PolicyArn=EXECUTION_POLICY_ARN
         )
         task_role = iam.create_role(
-            RoleName=f"{self.name}-ecs-task-role", AssumeRolePolicyDocument=trust
+            RoleName=f"{self.name}-ecs-task-role", AssumeRolePolicyDocument=ECS_TASKS_TRUST
         )["Role"]["Arn"]
         repo = ecr.create_repository(repositoryName=f"{self.name}-app")["repository"]
         logs.create_log_group(logGroupName=f"/ecs/{self.name}")
@@ -190,8 +191,9 @@ class World:
     def build_database(self, password: str = "s3cret-Passw0rd-for-tests-only!!") -> None:
         rds, sm = self.client("rds"), self.client("secretsmanager")
         db_name = self.name.replace("-", "_") + "_db"
-        instance = rds.create_db_instance(
-            DBInstanceIdentifier=f"{self.name}-db",
+        identifier = f"{self.name}-db"
+        rds.create_db_instance(
+            DBInstanceIdentifier=identifier,
             Engine="postgres",
             EngineVersion="15.8",
             DBInstanceClass="db.t3.micro",
@@ -200,7 +202,12 @@ class World:
             MasterUserPassword=password,
             DBName=db_name,
             VpcSecurityGroupIds=[self.ids["sgs"]["rds"]],
-        )["DBInstance"]
+        )
+        # As on AWS, the endpoint exists only once the instance is no longer "creating".
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=identifier, WaiterConfig={"Delay": 0.2, "MaxAttempts": 600}
+        )
+        instance = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
         secret = sm.create_secret(
             Name=f"{self.name}-db-credentials",
             SecretString=json.dumps(
@@ -257,7 +264,8 @@ class World:
     # ---------------------------------------------------------------- chapter 7
 
     def register_task_definition(self, **changes: Any) -> str:
-        secret = self.ids["secret"]
+        """Chapter 7's task definition (its DB secrets only when the world has them)."""
+        secret = self.ids.get("secret")
         container = {
             "name": f"{self.name}-app",
             "image": f"{self.ids['repo_uri']}:latest",
@@ -276,6 +284,7 @@ class World:
                     ("DB_USER", "username"),
                     ("DB_PASSWORD", "password"),
                 )
+                if secret
             ],
             "logConfiguration": {
                 "logDriver": "awslogs",
@@ -305,6 +314,7 @@ class World:
         return str(arn)
 
     def create_service(self, *, desired: int = 2, **changes: Any) -> str:
+        """Chapter 7's service (behind the ALB when the world has one)."""
         subnets = self.ids["subnets"]
         params: dict[str, Any] = {
             "cluster": self.ids["cluster"],
@@ -325,7 +335,9 @@ class World:
                     "containerName": f"{self.name}-app",
                     "containerPort": 3000,
                 }
-            ],
+            ]
+            if "tg" in self.ids
+            else [],
             "deploymentConfiguration": {
                 "maximumPercent": 200,
                 "minimumHealthyPercent": 100,
@@ -336,6 +348,24 @@ class World:
         service = self.client("ecs").create_service(**params)["service"]
         self.ids["service"] = service["serviceName"]
         return str(service["serviceArn"])
+
+    def run_task(self, **changes: Any) -> str:
+        """RunTask of the task definition in a private subnet; the new task's ARN."""
+        subnets = self.ids["subnets"]
+        params: dict[str, Any] = {
+            "cluster": self.ids["cluster"],
+            "taskDefinition": self.ids["task_definition"],
+            "launchType": "FARGATE",
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": [subnets["private_a"]],
+                    "securityGroups": [self.ids["sgs"]["ecs"]],
+                    "assignPublicIp": "DISABLED",
+                }
+            },
+        }
+        params.update(changes)
+        return str(self.client("ecs").run_task(**params)["tasks"][0]["taskArn"])
 
     def stop_services(self) -> None:
         """Delete the account's services so their tasks stop (keeps the machine quiet

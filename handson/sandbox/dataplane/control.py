@@ -3,8 +3,9 @@
 On AWS an RDS instance is ``creating`` for minutes, a NAT gateway ``pending``, an ALB
 ``provisioning``, an interface VPC endpoint ``pending``; a deleted NAT gateway is
 ``deleting`` first, a deleted RDS instance ``deleting``; a stopped Fargate task's network
-interface lingers before it is released, and so do a deleted ALB's. The sandbox keeps
-each state for AWS's typical duration divided by the control speed (the sandbox's
+interface lingers before it is released, and so do a deleted ALB's; ECS can't assume an
+IAM role for a few seconds after it was created or its trust policy changed. The sandbox
+keeps each state for AWS's typical duration divided by the control speed (the sandbox's
 settings), so code that skips a wait, or deletes in the wrong order, fails here as it
 would in front of a class. Durations are in AWS seconds (the README's sandbox section
 lists them).
@@ -30,6 +31,9 @@ DURATIONS: Final[dict[str, float]] = {
     "load-balancer.eni-release": 120.0,
     "vpc-endpoint.pending": 60.0,
     "task.eni-release": 60.0,
+    # IAM is eventually consistent: a role just created, or whose trust policy just
+    # changed, can't be assumed by ECS yet ("seconds").
+    "iam-role.propagation": 8.0,
 }
 
 

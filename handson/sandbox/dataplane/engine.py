@@ -30,7 +30,7 @@ from handson.sandbox.dataplane.firewall import (
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
-from handson.sandbox.dataplane.runtime import LoopbackPool
+from handson.sandbox.dataplane.runtime import FIRST_PORT, Loopback, loopback_mode
 from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
 from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error
 
@@ -58,6 +58,7 @@ class DataPlane:
         sandbox_id: str,
         alb_port: int,
         control_speed: float = 0.0,
+        loopback: str = "auto",
     ) -> None:
         self.state_dir = state_dir
         self.sandbox_id = sandbox_id
@@ -66,20 +67,33 @@ class DataPlane:
         self.control = ControlPlane(control_speed)
         # Network interfaces of deleted resources not yet cleaned up (see ``linger``).
         self._lingering: list[dict[str, Any]] = []
+        # Security groups and network ACLs between the ALB, the tasks, RDS and AWS's APIs.
+        self.firewall = Firewall(self.lock)
         # Each sandbox on the machine takes its own 127.x.0.0/16, so that two of them (a
-        # learner's and a test run's) don't hand out the same task addresses.
+        # learner's and a test run's) don't hand out the same task addresses; in single
+        # mode it starts its ports on 127.0.0.1 elsewhere too.
+        first = f"127.{16 + alb_port % 230}.0.1"
+        self.loopback = Loopback(
+            first,
+            mode=loopback_mode(loopback, first),
+            ports_file=state_dir / "dns" / "ports.json",
+            first_port=FIRST_PORT + alb_port % 230 * 50,
+        )
         self.runner = TaskRunner(
-            loopback=LoopbackPool(f"127.{16 + alb_port % 230}.0.1"),
+            loopback=self.loopback,
             clock=self.clock,
             sandbox_id=sandbox_id,
             hosts_file=self.hosts_file,
             lock=self.lock,
+            firewall=self.firewall,
         )
         self.runner.release_eni = self._release_eni  # type: ignore[method-assign]
-        # Security groups and network ACLs between the ALB, the tasks and RDS.
-        self.firewall = Firewall(self.lock)
         self.targets = TargetHealthTable(
-            self.clock, self._resolve, self.lock, reachable=self._alb_reaches
+            self.clock,
+            self._resolve,
+            self.lock,
+            reachable=self._alb_reaches,
+            dial=self.loopback.dial,
         )
         self.scheduler = Scheduler(self.clock, self.runner, self.targets)
         self.database = PostgresHost(state_dir / "postgres")
@@ -231,6 +245,7 @@ class DataPlane:
             hold_seconds=max(self.clock.real_seconds(130.0), 15.0),
             reachable=lambda target: self._alb_reaches_host(account, region, lb, target),
             unreachable_wait=self.clock.real_seconds(10.0),
+            dial=lambda target: self.loopback.dial(*target),
         )
 
     # ------------------------------------------------------------ network rules
@@ -699,7 +714,7 @@ class DataPlane:
                     master_user=view["masterUsername"] or "postgres",
                     master_password=password or "",
                     db_name=view["dbName"],
-                    listen=(address, int(view["port"])),
+                    listen=self.loopback.listen_address(address, int(view["port"])),
                 )
                 break
             except OSError:
@@ -752,6 +767,7 @@ class DataPlane:
                 "databases": len(self.db_addresses),
                 "speed": self.clock.speed,
                 "control_speed": self.control.control_speed,
+                "loopback": self.loopback.mode,
                 "load_balancers": balancers,
             }
 

@@ -10,11 +10,13 @@ side that opened the connection).
 
 The data plane asks this module about the paths the course uses: the internet to the
 ALB's listener, the ALB to a target (health checks and requests), a task to its RDS
-instance. Each side is an :class:`Endpoint` with the address AWS would show (a task's
-ENI address, an address of the ALB in each of its subnets, the DB instance's address,
-a public address for a client on the internet). Rules are read through ``moto_bridge``
-and cached for a second at most; a rule change through the API drops the cache at
-once, so a change takes effect within seconds, as on AWS.
+instance, and a starting task to the AWS APIs it needs (ECR, Secrets Manager, CloudWatch
+Logs, S3 for image layers) over HTTPS. Each side is an :class:`Endpoint` with the address
+AWS would show (a task's ENI address, an address of the ALB in each of its subnets, the
+DB instance's address, an interface VPC endpoint's address in the task's zone, a public
+address for a client or an AWS service on the internet). Rules are read through
+``moto_bridge`` and cached for a second at most; a rule change through the API drops the
+cache at once, so a change takes effect within seconds, as on AWS.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ INTERNET_CLIENT = "203.0.113.25"
 # gets through a network ACL only if every one of these ports is allowed back.
 CLIENT_PORTS = (32768, 65535)
 ALB_PORTS = (1024, 65535)
+# A NAT gateway translates a connection to one of these source ports of its own.
+NAT_PORTS = (1024, 65535)
+# A public address of an AWS service's regional endpoint (api.ecr.<region>.amazonaws.com
+# and the like), as a task dials it through a NAT or internet gateway.
+AWS_SERVICE_IP = "3.112.64.10"
+HTTPS = 443
 CACHE_SECONDS = 1.0
 TCP = "6"
 
@@ -52,11 +60,13 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Flow:
-    """A TCP connection from ``source`` to ``destination`` on ``port``."""
+    """A TCP connection from ``source`` to ``destination`` on ``port``, translated by the
+    NAT gateway ``via`` (its subnet, its ports) on its way to the internet."""
 
     source: Endpoint
     destination: Endpoint
     port: int
+    via: Endpoint | None = None
 
 
 def _protocol(value: Any) -> str:
@@ -173,6 +183,22 @@ class Firewall:
                         f"the network ACL of {dst.subnet_id} denies the reply to {src.ip} "
                         f"ports {low}-{high}"
                     )
+        nat = flow.via
+        if nat is not None and nat.subnet_id is not None:
+            # The packets keep their far ends' addresses across the NAT gateway's subnet:
+            # out to the destination and its replies in (to the gateway's ports), and,
+            # when the source is in another subnet, in from it and the replies out to it.
+            crossings = [(True, dst.ip, (port, port)), (False, dst.ip, nat.ports)]
+            if nat.subnet_id != src.subnet_id:
+                crossings += [(False, src.ip, (port, port)), (True, src.ip, src.ports)]
+            entries = acls.get(nat.subnet_id, [])
+            for egress, ip, (low, high) in crossings:
+                if not _acl_decides(entries, egress, ip, low, high):
+                    way = "outbound" if egress else "inbound"
+                    return (
+                        f"the network ACL of {nat.subnet_id} (NAT gateway {nat.ip}) denies "
+                        f"{way} {ip} ports {low}-{high}"
+                    )
         if dst.subnet_id is not None and not any(
             _sg_allows(groups.get(g, {}).get("ingress", []), src, port) for g in dst.groups
         ):
@@ -211,6 +237,34 @@ class Firewall:
         digest = int(hashlib.sha256(f"{owner}:{subnet}".encode()).hexdigest(), 16)
         ip = str(network[4 + digest % usable])
         return Endpoint(ip, subnet, tuple(groups), ports)
+
+    def service_flow(
+        self,
+        account: str,
+        region: str,
+        task: Endpoint,
+        zone: str,
+        route: dict[str, Any],
+        service: str,
+    ) -> Flow:
+        """The HTTPS connection a task opens to an AWS service (``service`` as in an
+        endpoint's name: "ecr.api", "secretsmanager", ...), given its subnet's ``route``
+        (``moto_bridge.egress``): to the service's interface endpoint in ``zone`` when the
+        VPC has one with private DNS (its name resolves to the endpoint's addresses), else
+        to the service's public address, through the NAT gateway of the default route
+        unless a gateway endpoint carries it."""
+        endpoint = route["interface_endpoints"].get(service)
+        if endpoint is not None:
+            node = self.placed(
+                account, region, endpoint["id"], endpoint["subnets"], endpoint["groups"], zone=zone
+            )
+            if node is not None:
+                return Flow(task, node, HTTPS)
+        nat = route["nat"]
+        via = None
+        if nat is not None and service not in route["endpoint_services"]:
+            via = self.placed(account, region, nat["id"], [nat["subnet"]], [], ports=NAT_PORTS)
+        return Flow(task, Endpoint(AWS_SERVICE_IP), HTTPS, via)
 
 
 def alb_endpoint(

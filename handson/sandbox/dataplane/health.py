@@ -36,6 +36,14 @@ REASONS = {
 }
 # How long "Elb.RegistrationInProgress" lasts before the first check (AWS seconds).
 REGISTRATION_SECONDS = 5.0
+# The sandbox runs AWS's clock faster, but not the app's own start-up: on AWS a new target
+# has registration + UnhealthyThresholdCount x interval (65 s by default) before it can be
+# unhealthy, time enough for an app that starts in seconds. A check that gets no answer
+# (nothing listening yet) does not make a new target unhealthy until it has had this many
+# real seconds, or AWS's own window in real seconds if that is shorter (the README's
+# sandbox section, "Time").
+STARTUP_SECONDS = 20.0
+_NO_ANSWER = frozenset({"Target.Timeout", "Target.FailedHealthChecks"})
 
 
 @dataclass
@@ -119,6 +127,7 @@ class TargetHealthTable:
         resolve: Callable[[str, str, str], str | None],
         lock: threading.RLock,
         reachable: Callable[[TargetRecord, int], bool] | None = None,
+        dial: Callable[[str, int], tuple[str, int]] | None = None,
     ) -> None:
         self.clock = clock
         self.lock = lock
@@ -126,6 +135,9 @@ class TargetHealthTable:
         self.reachable = reachable
         # resolve(account, region, ip) -> loopback address standing in for that IP
         self.resolve = resolve
+        # dial(address, port) -> where a check connects to reach that loopback address
+        # and port (another port on 127.0.0.1 in single-address mode)
+        self.dial = dial or (lambda host, port: (host, port))
         self.records: dict[tuple[str, str, int], TargetRecord] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="alb-health")
 
@@ -199,9 +211,8 @@ class TargetHealthTable:
         with self.lock:
             host = self.resolve(record.account, record.region, record.target_id)
             dropped = self.reachable is not None and not self.reachable(record, port)
-        # Real seconds to wait: the timeout scaled like every interval, but never so
-        # short that a busy laptop fails a healthy app.
-        timeout = max(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]), 2.0)
+        # The app answers in real time, as on AWS: wait the whole timeout, unscaled.
+        timeout = float(tg["healthCheckTimeoutSeconds"])
         if dropped:
             # A dropped SYN is never answered: the check gives up after its timeout.
             time.sleep(self.clock.real_seconds(tg["healthCheckTimeoutSeconds"]))
@@ -209,7 +220,9 @@ class TargetHealthTable:
         elif host is None:
             result = CheckResult(False, "Target.Timeout", REASONS["Target.Timeout"])
         else:
-            result = http_check(host, port, tg["healthCheckPath"], tg["matcher"], timeout)
+            result = http_check(
+                *self.dial(host, port), tg["healthCheckPath"], tg["matcher"], timeout
+            )
         with self.lock:
             self.apply(record, result, tg)
 
@@ -228,7 +241,11 @@ class TargetHealthTable:
                 record.state, record.reason, record.description = "healthy", None, None
             return
         record.passes = 0
-        record.failures += 1
+        if record.state == "initial" and result.reason in _NO_ANSWER and self._starting(record, tg):
+            # Still starting: this check counts only once the start-up time is over.
+            record.failures = min(record.failures + 1, tg["unhealthyThresholdCount"] - 1)
+        else:
+            record.failures += 1
         if record.state == "initial" and record.failures < tg["unhealthyThresholdCount"]:
             record.reason = "Elb.InitialHealthChecking"
             record.description = REASONS[record.reason]
@@ -242,6 +259,14 @@ class TargetHealthTable:
             result.reason,
             result.description,
         )
+
+    def _starting(self, record: TargetRecord, tg: dict[str, Any]) -> bool:
+        """Whether a new target is still within its real start-up time (STARTUP_SECONDS)."""
+        window = (
+            REGISTRATION_SECONDS + tg["unhealthyThresholdCount"] * tg["healthCheckIntervalSeconds"]
+        )
+        elapsed = self.clock.real_seconds(self.clock.now() - record.registered_at)
+        return elapsed < min(STARTUP_SECONDS, window)
 
     def for_group(self, tg_arn: str) -> list[TargetRecord]:
         return [r for r in self.records.values() if r.tg_arn == tg_arn]

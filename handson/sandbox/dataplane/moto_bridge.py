@@ -4,9 +4,9 @@ moto answers the AWS APIs (the control plane). This module
 
 * builds moto's WSGI application;
 * hooks the handful of operations where the data plane must act or answer instead of
-  moto (ECS services and tasks, target health, RDS instances), by wrapping moto's
-  response methods: checks run before moto, the data plane is told after, and what it
-  knows (deployments, events, counts) is written onto moto's objects before they are
+  moto (ECS services and tasks, target health, RDS instances, IAM roles), by wrapping
+  moto's response methods: checks run before moto, the data plane is told after, and what
+  it knows (deployments, events, counts) is written onto moto's objects before they are
   serialised;
 * gives the data plane plain-data views of moto's state (task definitions, secrets,
   IAM policies, ECR images, log groups, target groups, load balancers).
@@ -34,7 +34,9 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import FakeLoadBalancer, elbv2_backends
 from moto.elbv2.responses import ELBV2Response
+from moto.iam.exceptions import IAMException
 from moto.iam.models import iam_backends
+from moto.iam.responses import IamResponse
 from moto.logs.exceptions import LogsClientError
 from moto.logs.models import logs_backends
 from moto.logs.responses import LogsResponse
@@ -112,6 +114,7 @@ _ERROR_CLASSES: dict[type, type[Exception]] = {
     RDSResponse: RDSClientError,
     LogsResponse: LogsClientError,
     EC2Response: EC2ClientError,
+    IamResponse: IAMException,
 }
 
 
@@ -143,6 +146,7 @@ def install(dataplane: DataPlane) -> None:
     _install_rds()
     _install_logs()
     _install_ec2()
+    _install_iam()
     _install_rule_hooks()
 
 
@@ -587,6 +591,14 @@ def _rds_address(self: Any) -> str:
     return f"{self.db_instance_identifier}.{unique}.{self.region}.rds.amazonaws.com"
 
 
+def _rds_endpoint(self: Any) -> dict[str, Any] | None:
+    # AWS assigns the address while the instance is created: CreateDBInstance's answer and
+    # DescribeDBInstances have no Endpoint while it is "creating" (README, sandbox section).
+    if self.status == "creating":
+        return None
+    return {"Address": self.address, "Port": self.port}
+
+
 def _db_view(instance: Any) -> dict[str, Any]:
     return {
         "identifier": instance.db_instance_identifier,
@@ -612,6 +624,7 @@ def _subnet_group_name(instance: Any) -> str | None:
 
 def _install_rds() -> None:
     DBInstance.address = property(_rds_address)  # type: ignore[assignment,method-assign]
+    DBInstance.endpoint = property(_rds_endpoint)  # type: ignore[assignment,method-assign]
     cls = RDSResponse
 
     @_wrap(cls, "create_db_instance")
@@ -708,6 +721,41 @@ def _install_logs() -> None:
         return json.dumps(answer)
 
 
+# -------------------------------------------------------------------------- IAM
+
+
+def _install_iam() -> None:
+    # IAM is eventually consistent: ECS can't assume a role for a few seconds after it
+    # was created or its trust policy changed (README, sandbox section).
+    cls = IamResponse
+
+    def propagating(self: Any) -> None:
+        control = _plane().control
+        if control.instant:
+            return
+        role = self.backend.get_role(self._get_param("RoleName"))
+        token = object()  # a later change starts the wait again
+        role._handson_propagating = token
+
+        def propagated() -> None:
+            if getattr(role, "_handson_propagating", None) is token:
+                del role._handson_propagating
+
+        control.later("iam-role.propagation", propagated)
+
+    @_wrap(cls, "create_role")
+    def create_role(self: Any, original: Callable[..., Any]) -> Any:
+        result = original(self)
+        propagating(self)
+        return result
+
+    @_wrap(cls, "update_assume_role_policy")
+    def update_assume_role_policy(self: Any, original: Callable[..., Any]) -> Any:
+        result = original(self)
+        propagating(self)
+        return result
+
+
 # ------------------------------------------------------------- reads for tasks
 
 
@@ -727,16 +775,26 @@ def role_policies(account: str, role_arn: str) -> list[dict[str, Any]] | None:
     return documents
 
 
-def role_trust_policy(account: str, role_arn: str) -> dict[str, Any] | None:
-    """A role's trust policy (who may assume it), or None if the role doesn't exist."""
+def _role(account: str, role_arn: str) -> Any:
+    """moto's role of ``account`` with that ARN, or None."""
     if f":{account}:role/" not in role_arn:
         return None  # a role of another account (or not a role ARN at all)
-    backend = iam_backends[account]["global"]
     try:
-        role = backend.get_role(role_arn.rsplit("/", 1)[-1])
+        return iam_backends[account]["global"].get_role(role_arn.rsplit("/", 1)[-1])
     except Exception:  # moto raises IAMNotFoundException
         return None
-    return _document(role.assume_role_policy_document or "{}")
+
+
+def role_trust_policy(account: str, role_arn: str) -> dict[str, Any] | None:
+    """A role's trust policy (who may assume it), or None if the role doesn't exist."""
+    role = _role(account, role_arn)
+    return None if role is None else _document(role.assume_role_policy_document or "{}")
+
+
+def role_propagating(account: str, role_arn: str) -> bool:
+    """Whether the role was created, or its trust policy changed, too recently for ECS to
+    assume it (IAM is eventually consistent)."""
+    return hasattr(_role(account, role_arn), "_handson_propagating")
 
 
 def _document(raw: Any) -> dict[str, Any]:
@@ -833,24 +891,29 @@ def delete_eni(account: str, region: str, eni_id: str) -> None:
 
 
 def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
-    """How a subnet reaches AWS services: its default route ("igw", "nat" or None) and
-    the services it reaches through VPC endpoints (interface ones with private DNS, and
-    gateway ones on its route table)."""
+    """How a subnet reaches AWS services: its default route ("igw", "nat" or None), the
+    NAT gateway that route names ({"id", "subnet"}, else None), the services it reaches
+    through VPC endpoints (interface ones with private DNS, and gateway ones on its route
+    table) and each interface one's {"id", "subnets", "groups"} by service (the VPC's
+    default security group when the endpoint names none, as AWS associates it)."""
     backend = ec2_backends[account][region]
     subnet = backend.get_subnet(subnet_id)
     tables = [t for t in backend.route_tables.values() if t.vpc_id == subnet.vpc_id]
     table = next((t for t in tables if subnet_id in t._associations.values()), None)
     if table is None:
         table = next((t for t in tables if t.main_association_id), None)
-    default_route = None
+    default_route, nat = None, None
     for route in table.routes if table else []:
         if route.destination_cidr_block != "0.0.0.0/0":
             continue
         if route.nat_gateway is not None and route.nat_gateway.state == "available":
             default_route = "nat"
+            nat = {"id": route.nat_gateway.id, "subnet": route.nat_gateway.subnet_id}
         elif route.gateway is not None and str(route.gateway.id).startswith("igw-"):
             default_route = "igw"
     services = set()
+    interfaces: dict[str, dict[str, Any]] = {}
+    default_group = backend.get_default_security_group(subnet.vpc_id)
     for endpoint in backend.vpc_end_points.values():
         if endpoint.vpc_id != subnet.vpc_id or endpoint.state != "available":
             continue
@@ -860,7 +923,20 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
                 services.add(name)
         elif endpoint.private_dns_enabled:
             services.add(name)
-    return {"default_route": default_route, "endpoint_services": services}
+            groups = list(endpoint.security_group_ids) or (
+                [default_group.id] if default_group is not None else []
+            )
+            interfaces[name] = {
+                "id": endpoint.id,
+                "subnets": list(endpoint.subnet_ids or []),
+                "groups": groups,
+            }
+    return {
+        "default_route": default_route,
+        "nat": nat,
+        "endpoint_services": services,
+        "interface_endpoints": interfaces,
+    }
 
 
 def account_of(access_key_id: str) -> str:

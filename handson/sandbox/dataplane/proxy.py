@@ -92,6 +92,11 @@ def _always_reachable(target: Target) -> bool:
     return True
 
 
+def _direct(target: Target) -> Target:
+    """Default Route.dial: connect to the target's own address and port."""
+    return target
+
+
 @dataclass(frozen=True)
 class Route:
     """How to forward traffic for one load balancer listener, as the data plane sees it.
@@ -111,6 +116,9 @@ class Route:
     ``reachable(target)`` is False (the target's rules drop the ALB) the connection to the
     target times out after ``unreachable_wait`` seconds and the client gets a 504, as
     from an ALB whose connection to the target timed out.
+
+    ``dial(target)`` is where the proxy opens the TCP connection to a target: the target
+    itself unless the data plane puts it elsewhere (single-address loopback mode).
     """
 
     pick: Callable[[], Target | None]
@@ -121,6 +129,7 @@ class Route:
     hold_seconds: float = DEFAULT_HOLD
     reachable: Callable[[Target], bool] = _always_reachable
     unreachable_wait: float = DEFAULT_CONNECT_TIMEOUT
+    dial: Callable[[Target], Target] = _direct
 
 
 RouteLookup = Callable[[str, int], Route | None]
@@ -327,7 +336,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._send_alb_error(503)
             return
 
-        conn = http.client.HTTPConnection(target[0], target[1], timeout=route.connect_timeout)
+        conn = http.client.HTTPConnection(*route.dial(target), timeout=route.connect_timeout)
         try:
             self._exchange(conn, route, target, path, host_header, port, framing)
         finally:

@@ -2,19 +2,24 @@
 
 Fargate runs each container of a task in its own network namespace; the sandbox runs it
 as a child process of the sandbox server, bound to a loopback address of its own
-(``HOST``), so every task can listen on the same container port as on awsvpc.
+(``HOST``), so every task can listen on the same container port as on awsvpc. Where the
+machine has no loopback address but 127.0.0.1 (macOS), those addresses are stand-ins
+only and each of their ports is a port of its own on 127.0.0.1 (see ``Loopback``).
 Every process carries ``HANDSON_SANDBOX_ID`` in its environment so that ``sandbox stop``
 can find and end it even when the server itself was killed.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import json
 import logging
 import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +34,14 @@ RESOLVER_DIR = Path(__file__).parent / "resolver"
 MARKER_ENV = "HANDSON_SANDBOX_ID"
 # Interpreter names an image's CMD may use; the sandbox runs them with its own Python.
 PYTHON_NAMES = {"python", "python3", f"python3.{sys.version_info.minor}"}
+# What a task process reads in single-address mode (resolver/sitecustomize.py).
+PORTS_FILE_ENV = "HANDSON_SANDBOX_PORTS_FILE"
+ADDRESS_ENV = "HANDSON_SANDBOX_ADDRESS"
+LOCALHOST = "127.0.0.1"
+# Single-address mode hands out ports from here: below the ports Linux (32768-60999) and
+# macOS (49152-65535) pick for outgoing connections, so no client connection holds one.
+FIRST_PORT = 20000
+LAST_PORT = 32767
 
 LineSink = Callable[[str, int], None]
 
@@ -54,6 +67,110 @@ class LoopbackPool:
     def release(self, address: str) -> None:
         with self._lock:
             self._free.append(address)
+
+
+def loopback_mode(setting: str, address: str) -> str:
+    """The loopback mode to run in: ``setting``, unless it is "auto", which is "many" when
+    ``address`` (a loopback address besides 127.0.0.1) can be bound and "single" if not."""
+    if setting != "auto":
+        return setting
+    try:
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+    except OSError:
+        return "single"
+    return "many"
+
+
+class Loopback:
+    """Where the sockets behind the stand-in addresses of task and DB ENIs are.
+
+    The addresses come from a ``LoopbackPool`` in either mode, and the data plane knows
+    tasks and databases by them. In "many" mode they are real: a listener binds its own
+    address and port, and connections go there. In "single" mode only 127.0.0.1 exists:
+    every (address, port) a listener needs gets a port of its own on 127.0.0.1, and the
+    ports file maps ``"address:port"`` to it for the task processes, whose resolver shim
+    (resolver/sitecustomize.py) binds and connects there while the program sees the
+    address and port it asked for.
+    """
+
+    def __init__(self, first: str, *, mode: str, ports_file: Path, first_port: int) -> None:
+        self.mode = mode
+        self.ports_file = ports_file
+        self._pool = LoopbackPool(first)
+        self._ports: dict[tuple[str, int], int] = {}
+        self._next_port = first_port
+        self._lock = threading.Lock()
+        # Single mode: a port that is bound but never listens, so that connecting to an
+        # address and port nothing was given is refused, as in many mode.
+        self._refusing: socket.socket | None = None
+        if mode == "single":
+            self._refusing = socket.socket()
+            self._refusing.bind((LOCALHOST, 0))
+
+    def allocate(self) -> str:
+        return self._pool.allocate()
+
+    def release(self, address: str) -> None:
+        """Give the address back, with the ports it had in single mode."""
+        with self._lock:
+            gone = [key for key in self._ports if key[0] == address]
+            for key in gone:
+                del self._ports[key]
+            if gone:
+                self._write()
+        self._pool.release(address)
+
+    def listen_address(self, address: str, port: int) -> tuple[str, int]:
+        """Where a listener for ``address``:``port`` binds; single mode gives it a port
+        on 127.0.0.1 the first time."""
+        if self._refusing is None:
+            return address, port
+        with self._lock:
+            real = self._ports.get((address, port))
+            if real is None:
+                real = self._ports[(address, port)] = self._free_port()
+                self._write()
+        return LOCALHOST, real
+
+    def dial(self, address: str, port: int) -> tuple[str, int]:
+        """Where a connection to ``address``:``port`` goes."""
+        if self._refusing is None:
+            return address, port
+        with self._lock:
+            real = self._ports.get((address, port))
+        return LOCALHOST, real or int(self._refusing.getsockname()[1])
+
+    def environment(self, address: str) -> dict[str, str]:
+        """What a process of the task with ``address`` needs to find its ports."""
+        if self._refusing is None:
+            return {}
+        return {PORTS_FILE_ENV: str(self.ports_file), ADDRESS_ENV: address}
+
+    def _free_port(self) -> int:
+        span = LAST_PORT - FIRST_PORT + 1
+        taken = set(self._ports.values())
+        for _ in range(span):
+            # Round the range: a port comes back only after all others, so connections
+            # a stopped task left in TIME_WAIT are long gone by then.
+            port = self._next_port
+            self._next_port = FIRST_PORT + (port + 1 - FIRST_PORT) % span
+            if port in taken:
+                continue
+            try:
+                with socket.socket() as probe:
+                    probe.bind((LOCALHOST, port))
+            except OSError:
+                continue  # another program's
+            return port
+        raise OSError(errno.EADDRINUSE, f"no free port on {LOCALHOST} for the sandbox")
+
+    def _write(self) -> None:
+        mapping = {f"{a}:{p}": real for (a, p), real in sorted(self._ports.items())}
+        self.ports_file.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.ports_file.with_suffix(".tmp")
+        scratch.write_text(json.dumps(mapping, indent=1))
+        scratch.replace(self.ports_file)  # task processes never read half a file
 
 
 class OutputPump:

@@ -261,11 +261,13 @@ class Scheduler:
             return
         error = role_error(service.account, td)
         if error is not None:
-            # No task is created; the scheduler tries again a little later.
+            # No task is created; the scheduler tries again a little later. Each task it
+            # couldn't launch is a failed task for the circuit breaker (README, sandbox).
             service.next_launch_at = self.clock.now() + ROLE_RETRY
             self.event(
                 service, f"(service {service.name}) failed to launch a task with (error {error})."
             )
+            self._count_failed(service, primary, count)
             return
         started = [
             self.runner.create(
@@ -418,13 +420,20 @@ class Scheduler:
                     service,
                     f"(service {service.name}) is unable to consistently start tasks successfully.",
                 )
-        deployment = self._deployment(service, task.deployment_id)
+        self._count_failed(service, self._deployment(service, task.deployment_id), 1)
+
+    def _count_failed(
+        self, service: ServiceState, deployment: Deployment | None, count: int
+    ) -> None:
+        """Add failed tasks to the deployment's count (tasks that stopped before RUNNING
+        or failed their health checks, and tasks the scheduler couldn't launch); trip the
+        circuit breaker at the threshold."""
         breaker = service.circuit_breaker
         if deployment is None or not breaker.get("enable") or deployment.had_healthy_task:
             return
         if deployment.rollout_state != "IN_PROGRESS":
             return
-        deployment.failed_tasks += 1
+        deployment.failed_tasks += count
         deployment.updated_at = utcnow()
         if deployment.failed_tasks >= service.circuit_breaker_threshold():
             self._trip(service, deployment, rollback=bool(breaker.get("rollback")))

@@ -20,12 +20,13 @@ from typing import Any
 
 from handson.sandbox.dataplane import images, memory, moto_bridge, secrets
 from handson.sandbox.dataplane.clock import Clock
+from handson.sandbox.dataplane.firewall import AWS_SERVICE_IP, Endpoint, Firewall, logged
 from handson.sandbox.dataplane.health import ContainerCheck, run_container_check
 from handson.sandbox.dataplane.iam_policy import is_allowed, trusts_service
 from handson.sandbox.dataplane.model import STARTING_STATES, Container, Task
 from handson.sandbox.dataplane.runtime import (
     ContainerProcess,
-    LoopbackPool,
+    Loopback,
     base_environment,
     resolve_argv,
 )
@@ -84,33 +85,43 @@ class Running:
     checking: set[str] = field(default_factory=set)
 
 
-# A public address of the service endpoint, only for the wording of timeouts.
-_ENDPOINT_IP = "3.112.64.10"
-
-
 class Egress:
-    """Whether a task's subnet reaches the AWS services Fargate needs to start it.
+    """Whether a task reaches the AWS services Fargate needs to start it.
 
     A task in a private subnet needs a NAT gateway, or VPC endpoints (chapter 8); in a
-    public subnet it needs a public IP. Without a way out, AWS fails the task with a
-    "connection issue" ResourceInitializationError or a pull timeout; so does the sandbox.
+    public subnet it needs a public IP. The HTTPS connection then goes through the task's
+    security groups and its subnet's network ACL, and the NAT gateway's subnet's ACL or
+    the interface endpoint's groups (see ``firewall``). Without a way out, AWS fails the
+    task with a "connection issue" ResourceInitializationError or a pull timeout; so does
+    the sandbox.
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, firewall: Firewall) -> None:
         self.task = task
-        route = moto_bridge.egress(task.account, task.region, task.subnet_id)
-        self.internet = route["default_route"] == "nat" or (
-            route["default_route"] == "igw" and task.assign_public_ip
+        self.firewall = firewall
+        self.route = moto_bridge.egress(task.account, task.region, task.subnet_id)
+        self.internet = self.route["default_route"] == "nat" or (
+            self.route["default_route"] == "igw" and task.assign_public_ip
         )
-        self.endpoints: set[str] = route["endpoint_services"]
+        self.endpoints: set[str] = self.route["endpoint_services"]
+        self.source = Endpoint(task.private_ip or "", task.subnet_id, tuple(task.security_groups))
 
     def require(self, service: str, what: str, **details: str) -> None:
-        if self.internet or service in self.endpoints:
-            return
-        raise TaskStartError(self._reason(service, **details))
+        if not (self.internet or service in self.endpoints):
+            raise TaskStartError(self._reason(service, AWS_SERVICE_IP, **details))
+        task = self.task
+        flow = self.firewall.service_flow(
+            task.account, task.region, self.source, task.availability_zone, self.route, service
+        )
+        if not logged(
+            lambda: self.firewall.check(task.account, task.region, flow),
+            log.debug,
+            f"task {task.id} -> {service} ({what})",
+        ):
+            raise TaskStartError(self._reason(service, flow.destination.ip, **details))
 
-    def _reason(self, service: str, image: str = "", secret_arn: str = "") -> str:
-        region, timeout = self.task.region, f"dial tcp {_ENDPOINT_IP}:443: i/o timeout"
+    def _reason(self, service: str, ip: str, image: str = "", secret_arn: str = "") -> str:
+        region, timeout = self.task.region, f"dial tcp {ip}:443: i/o timeout"
         send = "exceeded maximum number of attempts, 3, https response error StatusCode: 0, "
         send += "RequestID: , request send failed"
         if service == "ecr.api":
@@ -159,13 +170,15 @@ class TaskRunner:
     def __init__(
         self,
         *,
-        loopback: LoopbackPool,
+        loopback: Loopback,
         clock: Clock,
         sandbox_id: str,
         hosts_file: Callable[[str, str], Path],
         lock: threading.RLock,
+        firewall: Firewall,
     ) -> None:
         self.clock = clock
+        self.firewall = firewall
         self.sandbox_id = sandbox_id
         self.hosts_file = hosts_file
         self.lock = lock
@@ -438,7 +451,7 @@ class TaskRunner:
         """What the Fargate agent does before containers start; raises TaskStartError."""
         td = task.task_definition
         prepared: dict[str, Prepared] = {}
-        network = Egress(task)
+        network = Egress(task, self.firewall)
         # Registry auth and secrets first ("unable to pull secrets or registry auth"),
         # then the log stream, then the image layers.
         network.require("ecr.api", "registry auth")
@@ -585,6 +598,12 @@ class TaskRunner:
         local = self.loopback.allocate()
         task.local_host = local
         self.addresses[(task.account, task.region, task.private_ip or "")] = local
+        # Single-address mode: the container ports get their ports on 127.0.0.1 before
+        # any process can bind them.
+        for container in task.containers:
+            for mapping in container.definition.get("portMappings") or []:
+                if mapping.get("containerPort"):
+                    self.loopback.listen_address(local, int(mapping["containerPort"]))
         running = Running(prepared=prepared)
         self.running[task.arn] = running
         task.launched_at = self.clock.now()
@@ -592,6 +611,7 @@ class TaskRunner:
             plan = prepared[container.name]
             env = dict(plan.env)
             env["HOST"] = local
+            env.update(self.loopback.environment(local))
             plan.env = env
             sink = self._sink(task, plan.log_target)
             try:
@@ -703,8 +723,9 @@ def role_error(
 ) -> str | None:
     """Why ECS can't assume the task's execution or task role, or None.
 
-    ECS assumes both roles as ``ecs-tasks.amazonaws.com``: a role that doesn't exist, or
-    whose trust policy doesn't name that service, stops the launch with AWS's message
+    ECS assumes both roles as ``ecs-tasks.amazonaws.com``: a role that doesn't exist,
+    whose trust policy doesn't name that service, or that was created or re-trusted too
+    recently (IAM is eventually consistent), stops the launch with AWS's message
     (ecs-behaviour.md §10.5).
     """
     overrides = overrides or {}
@@ -713,7 +734,11 @@ def role_error(
         if not arn:
             continue
         trust = moto_bridge.role_trust_policy(account, arn)
-        if trust is None or not trusts_service(trust, ECS_TASKS_PRINCIPAL):
+        if (
+            trust is None
+            or not trusts_service(trust, ECS_TASKS_PRINCIPAL)
+            or moto_bridge.role_propagating(account, arn)
+        ):
             return (
                 f"ECS was unable to assume the role '{arn}' that was provided for this task. "
                 "Please verify that the role being passed has the proper trust relationship "
