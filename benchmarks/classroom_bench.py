@@ -209,7 +209,9 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
             if failures:
                 keep = Path(tempfile.mkdtemp(prefix="classroom-bench-failed-"))
                 shutil.copytree(work / "runs", keep / "runs")
-                failures.append(f"the failed runs' notebooks are kept in {keep / 'runs'}")
+                if config.log_file.exists():
+                    shutil.copy(config.log_file, keep / "server.log")
+                failures.append(f"the failed runs' notebooks and the server log: {keep}")
             return Run(
                 wall=wall,
                 ok=int((table.groupby("student")["status"].agg(set) == {"ok"}).sum()),
