@@ -1,8 +1,8 @@
 """Target health's start-up time: the sandbox speeds up AWS's clock, not the app's start.
 
-A new target whose checks get no answer (nothing listening yet) turns unhealthy only after
-20 real seconds, or after AWS's own window if that is shorter; a wrong answer counts at once
-(README, sandbox section, "Time").
+A new target whose checks get no answer while its app listens on no port yet turns unhealthy
+only after 20 real seconds, or after AWS's own window if that is shorter; a wrong answer, or
+no answer from an app that already listens, counts at once (README, sandbox section, "Time").
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def test_a_starting_target_without_an_answer_stays_initial_for_20_real_seconds(
 
     for aws_seconds in (5, 35, 65, 95):  # checks every 30 AWS s: 0.25 to 4.75 real s
         clock.aws_now = aws_seconds
-        table.apply(target, result, group)
+        table.apply(target, result, group, starting=True)
         assert (target.state, target.reason) == ("initial", "Elb.InitialHealthChecking")
 
     clock.aws_now = 20 * 20  # 20 real seconds after registration
-    table.apply(target, result, group)
+    table.apply(target, result, group, starting=True)
     assert (target.state, target.reason) == ("unhealthy", result.reason)
 
 
@@ -85,10 +85,10 @@ def test_a_starting_target_that_answers_late_becomes_healthy() -> None:
     target, group = _target(), _group()
     for aws_seconds in (5, 35, 65):
         clock.aws_now = aws_seconds
-        table.apply(target, NO_ANSWER, group)
+        table.apply(target, NO_ANSWER, group, starting=True)
 
     clock.aws_now = 95
-    table.apply(target, CheckResult(True), group)
+    table.apply(target, CheckResult(True), group, starting=False)
 
     assert (target.state, target.reason) == ("healthy", None)
 
@@ -98,10 +98,10 @@ def test_a_wrong_answer_counts_at_once() -> None:
     target, group = _target(), _group()
 
     clock.aws_now = 5
-    table.apply(target, WRONG_CODE, group)
+    table.apply(target, WRONG_CODE, group, starting=False)
     assert target.state == "initial"
     clock.aws_now = 35
-    table.apply(target, WRONG_CODE, group)
+    table.apply(target, WRONG_CODE, group, starting=False)
 
     assert (target.state, target.reason) == ("unhealthy", "Target.ResponseCodeMismatch")
 
@@ -112,9 +112,22 @@ def test_the_allowance_is_never_longer_than_awss_own_window() -> None:
     target, group = _target(), _group(interval=5, unhealthy=2)
 
     clock.aws_now = 10
-    table.apply(target, NO_ANSWER, group)
+    table.apply(target, NO_ANSWER, group, starting=True)
     assert target.state == "initial"
     clock.aws_now = 15
-    table.apply(target, NO_ANSWER, group)
+    table.apply(target, NO_ANSWER, group, starting=True)
 
     assert (target.state, target.reason) == ("unhealthy", "Target.FailedHealthChecks")
+
+
+@pytest.mark.parametrize("result", [NO_ANSWER, TIMED_OUT])
+def test_no_answer_from_an_app_that_already_listens_counts_at_once(result: CheckResult) -> None:
+    # The app is up on another port, or a rule drops the check: waiting won't help.
+    table, clock = _table(speed=20)
+    target, group = _target(), _group()
+
+    for aws_seconds in (5, 35):
+        clock.aws_now = aws_seconds
+        table.apply(target, result, group, starting=False)
+
+    assert (target.state, target.reason) == ("unhealthy", result.reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class DataPlane:
             self.lock,
             reachable=self._alb_reaches,
             dial=self.loopback.dial,
+            listening=self._listening,
         )
         self.scheduler = Scheduler(self.clock, self.runner, self.targets)
         self.database = PostgresHost(state_dir / "postgres")
@@ -217,6 +219,18 @@ class DataPlane:
 
     def _resolve(self, account: str, region: str, ip: str) -> str | None:
         return self.runner.addresses.get((account, region, ip))
+
+    def _listening(self, account: str, region: str, ip: str) -> bool:
+        """Whether the app of the task with this address listens on any TCP port yet."""
+        with self.lock:
+            pids = [
+                process.pid
+                for task in self.runner.tasks.values()
+                if (task.account, task.region, task.private_ip) == (account, region, ip)
+                and task.arn in self.runner.running
+                for process in self.runner.running[task.arn].processes.values()
+            ]
+        return any(conn.status == "LISTEN" for conn in _tcp_connections(pids))
 
     # ---------------------------------------------------------------- ALB traffic
 
@@ -772,22 +786,27 @@ class DataPlane:
             }
 
 
+def _tcp_connections(pids: list[int]) -> Iterator[Any]:
+    """The TCP sockets of these processes and their children (psutil: no root needed for
+    our own children, on macOS too)."""
+    import psutil
+
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                yield from member.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+
 def _task_of_connection(candidates: list[tuple[Any, list[int]]], peer: tuple[str, int]) -> Any:
     """The task whose processes hold the client end of a connection from ``peer``.
 
     Every task's processes share the host's loopback interface, so the source address
     does not tell them apart; the socket's owner does."""
-    import psutil
-
     for task, pids in candidates:
-        for pid in pids:
-            try:
-                process = psutil.Process(pid)
-                family = [process, *process.children(recursive=True)]
-                for member in family:
-                    for conn in member.net_connections(kind="tcp"):
-                        if conn.laddr and (conn.laddr.ip, conn.laddr.port) == tuple(peer[:2]):
-                            return task
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
+        for conn in _tcp_connections(pids):
+            if conn.laddr and (conn.laddr.ip, conn.laddr.port) == tuple(peer[:2]):
+                return task
     return None

@@ -39,9 +39,10 @@ REGISTRATION_SECONDS = 5.0
 # The sandbox runs AWS's clock faster, but not the app's own start-up: on AWS a new target
 # has registration + UnhealthyThresholdCount x interval (65 s by default) before it can be
 # unhealthy, time enough for an app that starts in seconds. A check that gets no answer
-# (nothing listening yet) does not make a new target unhealthy until it has had this many
-# real seconds, or AWS's own window in real seconds if that is shorter (the README's
-# sandbox section, "Time").
+# while the target's app listens on no port yet does not make a new target unhealthy until
+# it has had this many real seconds, or AWS's own window in real seconds if that is
+# shorter (the README's sandbox section, "Time"). An app that already listens (on another
+# port, or behind a rule that drops the check) is judged at the sped-up pace.
 STARTUP_SECONDS = 20.0
 _NO_ANSWER = frozenset({"Target.Timeout", "Target.FailedHealthChecks"})
 
@@ -128,6 +129,7 @@ class TargetHealthTable:
         lock: threading.RLock,
         reachable: Callable[[TargetRecord, int], bool] | None = None,
         dial: Callable[[str, int], tuple[str, int]] | None = None,
+        listening: Callable[[str, str, str], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.lock = lock
@@ -138,6 +140,8 @@ class TargetHealthTable:
         # dial(address, port) -> where a check connects to reach that loopback address
         # and port (another port on 127.0.0.1 in single-address mode)
         self.dial = dial or (lambda host, port: (host, port))
+        # listening(account, region, ip) -> whether that target's app listens on any port
+        self.listening = listening or (lambda account, region, ip: False)
         self.records: dict[tuple[str, str, int], TargetRecord] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="alb-health")
 
@@ -223,11 +227,19 @@ class TargetHealthTable:
             result = http_check(
                 *self.dial(host, port), tg["healthCheckPath"], tg["matcher"], timeout
             )
+        starting = (
+            record.state == "initial"
+            and result.reason in _NO_ANSWER
+            and not self.listening(record.account, record.region, record.target_id)
+        )
         with self.lock:
-            self.apply(record, result, tg)
+            self.apply(record, result, tg, starting=starting)
 
-    def apply(self, record: TargetRecord, result: CheckResult, tg: dict[str, Any]) -> None:
-        """Move a target between states after one check (§5.4 thresholds)."""
+    def apply(
+        self, record: TargetRecord, result: CheckResult, tg: dict[str, Any], *, starting: bool
+    ) -> None:
+        """Move a target between states after one check (§5.4 thresholds); ``starting``:
+        the check got no answer and the target's app listens on no port yet."""
         record.in_flight = False
         if record.draining_until is not None:
             return
@@ -241,7 +253,7 @@ class TargetHealthTable:
                 record.state, record.reason, record.description = "healthy", None, None
             return
         record.passes = 0
-        if record.state == "initial" and result.reason in _NO_ANSWER and self._starting(record, tg):
+        if starting and self._starting(record, tg):
             # Still starting: this check counts only once the start-up time is over.
             record.failures = min(record.failures + 1, tg["unhealthyThresholdCount"] - 1)
         else:
