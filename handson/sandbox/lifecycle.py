@@ -32,6 +32,11 @@ from handson.sandbox.config import SandboxConfig, load_config
 from handson.sandbox.dataplane.runtime import MARKER_ENV, marked_processes
 
 START_TIMEOUT = 60.0
+# A live server may take seconds to answer while a class keeps it busy (each answer is
+# made under one lock): status waits this long, and start gives a live but silent server
+# this long before it calls it hung and replaces it (replacing it loses every account).
+STATUS_TIMEOUT = 10.0
+HUNG_AFTER = 60.0
 # What a request to the server can fail with: refused, reset, cut short (IncompleteRead,
 # RemoteDisconnected), timed out, or an answer that isn't JSON.
 REQUEST_ERRORS = (OSError, urllib.error.URLError, http.client.HTTPException, ValueError)
@@ -186,7 +191,7 @@ def status(config: SandboxConfig | None = None) -> SandboxStatus:
         )
     endpoint = f"http://127.0.0.1:{state['port']}"
     try:
-        details = _request(f"{endpoint}/_handson/status")
+        details = _request(f"{endpoint}/_handson/status", timeout=STATUS_TIMEOUT)
     except REQUEST_ERRORS:
         return SandboxStatus(running=False, pid=int(state["pid"]))
     return SandboxStatus(
@@ -207,6 +212,11 @@ def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT
         if current.running:
             return current
         state = _read_state(config)
+        if state is not None and _server_alive(state):
+            # Alive but silent: busy, most likely. Replace it only once it is clearly hung.
+            current = _await_answer(config, HUNG_AFTER)
+            if current.running:
+                return current
         note = ""
         if state is not None:
             # A stale state file: the server died (or hangs). End whatever it left running.
@@ -228,6 +238,21 @@ def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT
                 )
         started = _spawn(config, timeout)
         return dataclasses.replace(started, note=note) if note else started
+
+
+def _await_answer(config: SandboxConfig, seconds: float) -> SandboxStatus:
+    """Ask the server for its status until it answers, it dies, or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    current = SandboxStatus(running=False)
+    while time.monotonic() < deadline:
+        state = _read_state(config)
+        if state is None or not _server_alive(state):
+            break
+        current = status(config)
+        if current.running:
+            break
+        time.sleep(0.5)
+    return current
 
 
 def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -234,3 +235,40 @@ def test_start_after_a_killed_server_says_it_is_a_new_sandbox(config) -> None:
     again = sandbox.status(config)
     assert again.running and again.pid != first.pid and not again.note
     assert "starting a new" not in run_cli(config, "sandbox", "start").stdout
+
+
+def test_start_waits_for_a_busy_server_instead_of_replacing_it(config, monkeypatch) -> None:
+    # A class keeps the server busy: a student's connect() that finds it slow to answer
+    # must not replace it (which would empty every student's account).
+    from handson.sandbox import lifecycle
+
+    monkeypatch.setattr(lifecycle, "STATUS_TIMEOUT", 0.5)
+    first = sandbox.start(config)
+    world = World(first.endpoint_url, "111122223333")
+    vpc = world.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    server = psutil.Process(first.pid)
+    server.suspend()  # alive, but answers nothing for a while
+    try:
+        assert not sandbox.status(config).running
+        resume = threading.Timer(3.0, server.resume)
+        resume.start()
+        again = sandbox.start(config)
+    finally:
+        server.resume()
+    assert again.running and again.pid == first.pid and not again.note
+    vpcs = world.client("ec2").describe_vpcs(VpcIds=[vpc])["Vpcs"]
+    assert [v["VpcId"] for v in vpcs] == [vpc]
+
+
+def test_start_replaces_a_server_that_stays_silent(config, monkeypatch) -> None:
+    from handson.sandbox import lifecycle
+
+    monkeypatch.setattr(lifecycle, "STATUS_TIMEOUT", 0.5)
+    monkeypatch.setattr(lifecycle, "HUNG_AFTER", 2.0)
+    first = sandbox.start(config)
+    psutil.Process(first.pid).suspend()
+
+    again = sandbox.start(config)
+
+    assert again.running and again.pid != first.pid
+    assert f"the sandbox server (pid {first.pid}) did not answer" in again.note
