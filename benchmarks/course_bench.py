@@ -69,14 +69,10 @@ def summary(values: list[float]) -> str:
 
 def chapter_times(control_speed: float, runs: int) -> tuple[dict[str, list[float]], list[str]]:
     """Seconds of notebooks 00, 07 and 99 per run on a sandbox with ``control_speed``."""
-    config = private_config(control_speed=control_speed)
-    saved = dict(os.environ)
-    os.environ.update(environment(config))
     times: dict[str, list[float]] = {"00": [], "07": [], "99": [], "00+07+99": []}
     failures: list[str] = []
     out = Path(tempfile.mkdtemp(prefix="course-bench-chapters-"))
-    try:
-        sandbox.start(config)
+    with sandbox.private(control_speed=control_speed):
         for run in range(runs):
             student = {"student": f"bench-chapters-{run}"}
             total = 0.0
@@ -92,10 +88,6 @@ def chapter_times(control_speed: float, runs: int) -> tuple[dict[str, list[float
                 total += seconds
             else:
                 times["00+07+99"].append(total)
-    finally:
-        sandbox.stop(config)
-        os.environ.clear()
-        os.environ.update(saved)
     return times, failures
 
 

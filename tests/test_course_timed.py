@@ -9,8 +9,6 @@ wrong order, fails here as it would on AWS.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 from handson import course, sandbox
 from handson.connection import connect
-from handson.sandbox.config import DEFAULT_SPEED, SandboxConfig, environment, private_config
+from handson.sandbox.config import DEFAULT_SPEED, SandboxConfig
 from handson.teardown import leftovers
 
 pytestmark = pytest.mark.slow
@@ -28,21 +26,9 @@ STUDENT = "timed01"
 
 @pytest.fixture(scope="module")
 def aws_timed_sandbox() -> Iterator[SandboxConfig]:
-    config = private_config(control_speed=DEFAULT_SPEED)
-    variables = environment(config)
-    saved = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)  # the notebooks' kernels inherit it
-    sandbox.start(config)
-    try:
+    # The environment points at it for the module, so the notebooks' kernels find it.
+    with sandbox.private(control_speed=DEFAULT_SPEED) as config:
         yield config
-    finally:
-        sandbox.stop(config)
-        shutil.rmtree(config.home, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _outputs(path: Path) -> str:

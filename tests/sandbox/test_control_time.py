@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from world import World
 
 from handson import sandbox
-from handson.sandbox.config import SandboxConfig, private_config
+from handson.sandbox.config import SandboxConfig
 
 pytestmark = pytest.mark.slow
 CONTROL_SPEED = 100.0
@@ -22,10 +22,8 @@ _accounts = itertools.count(300000000001)
 
 @pytest.fixture(scope="module")
 def timed_sandbox() -> Iterator[SandboxConfig]:
-    config = private_config(control_speed=CONTROL_SPEED)
-    sandbox.start(config)
-    yield config
-    sandbox.stop(config)
+    with sandbox.private(control_speed=CONTROL_SPEED) as config:
+        yield config
 
 
 @pytest.fixture

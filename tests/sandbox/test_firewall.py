@@ -127,6 +127,11 @@ def test_removed_alb_to_ecs_rule_times_out_targets_and_restoring_it_heals(world:
 
 
 def test_removed_ecs_to_rds_rule_makes_the_apps_connect_time_out(world: World) -> None:
+    _assert_rds_rule_removal_times_out(world)
+
+
+def _assert_rds_rule_removal_times_out(world: World) -> None:
+    """Without the RDS group's rule for the ECS group, the app's database connect times out."""
     sgs = world.ids["sgs"]
     world.client("ec2").revoke_security_group_ingress(
         GroupId=sgs["rds"], IpPermissions=_rule(5432, group=sgs["ecs"])

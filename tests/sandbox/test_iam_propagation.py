@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from world import ECS_TASKS_TRUST, EXECUTION_POLICY_ARN, World
 
 from handson import sandbox
-from handson.sandbox.config import SandboxConfig, private_config
+from handson.sandbox.config import SandboxConfig
 from handson.sandbox.dataplane.control import DURATIONS
 
 CONTROL_SPEED = 8.0
@@ -30,10 +30,8 @@ _accounts = itertools.count(500000000001)
 
 @pytest.fixture(scope="module")
 def timed_sandbox() -> Iterator[SandboxConfig]:
-    config = private_config(control_speed=CONTROL_SPEED)
-    sandbox.start(config)
-    yield config
-    sandbox.stop(config)
+    with sandbox.private(control_speed=CONTROL_SPEED) as config:
+        yield config
 
 
 def _build(world: World) -> World:

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
-from test_firewall import _all_timed_out, _deploy, _rule
+from test_firewall import _all_timed_out, _assert_rds_rule_removal_times_out, _deploy, _rule
 from test_traffic import Alb
 from world import APP_DIR, World
 
@@ -161,18 +161,4 @@ def test_removed_alb_to_ecs_rule_times_out_the_targets(world: World) -> None:
 
 
 def test_removed_ecs_to_rds_rule_times_out_the_apps_connect(world: World) -> None:
-    sgs = world.ids["sgs"]
-    world.client("ec2").revoke_security_group_ingress(
-        GroupId=sgs["rds"], IpPermissions=_rule(5432, group=sgs["ecs"])
-    )
-    world.push_image()
-    world.register_task_definition()
-    world.create_service(desired=1)
-    logs = world.client("logs")
-
-    def waits() -> list[str]:
-        events = logs.filter_log_events(logGroupName=world.ids["log_group"])["events"]
-        return [e["message"] for e in events if "Database not ready" in e["message"]]
-
-    lines = world.wait_for(waits, timeout=60, what="the app's database wait to fail")
-    assert "timeout" in lines[0].lower(), lines
+    _assert_rds_rule_removal_times_out(world)
