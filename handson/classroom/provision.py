@@ -15,6 +15,7 @@ watchdog ends a student's run that takes longer than ``timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from jupyter_client import KernelManager
+from traitlets.config import Config
 
 from handson.classroom.parallel import each_student
 from handson.classroom.roster import (
@@ -63,6 +66,10 @@ DEFAULT_NOTEBOOKS = ("00",)
 # and workers), and on real AWS, where a run is mostly waiting, it helps even more.
 DEFAULT_PARALLEL = 8
 START_RETRIES = 3
+RESET_TIMEOUT = 60.0
+# Clears the namespace the previous notebook left and opens a new history session, whose
+# cells are numbered from 1 again (as %reset does, plus the new session).
+RESET_CODE = "get_ipython().reset(new_session=True)"
 # Parameters that say who and where a student is come from the roster and ``backend``.
 FIXED_PARAMETERS = ("student", "backend")
 
@@ -436,20 +443,109 @@ def _done_before_rows(directory: Path, keys: Sequence[str]) -> list[dict[str, An
 
 
 def _run_student(job: _Job, sockets: Path, sender: Connection) -> None:
-    """In the student's process: the notebooks in order, a row sent back for each."""
+    """In the student's process: the notebooks in order in the student's one kernel, a row
+    sent back for each."""
     os.environ.clear()
     os.environ.update(job.environ)
     failed = False
-    with sender:
-        for key in job.notebooks:
-            row = _row(job, key, SKIPPED) if failed else _run_notebook(job, key, sockets)
-            failed = failed or row["status"] == FAILED
-            sender.send(row)
+    kernel = _StudentKernel(sockets)
+    try:
+        with sender:
+            for key in job.notebooks:
+                row = _row(job, key, SKIPPED) if failed else _run_notebook(job, key, kernel)
+                failed = failed or row["status"] == FAILED
+                sender.send(row)
+    finally:
+        kernel.discard()
 
 
-def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
+class _StudentKernel:
+    """The one kernel a student's notebooks run in, one after the other.
+
+    Before each notebook after the first, the kernel's namespace is cleared and a new
+    history session starts (cells numbered from 1 again): a notebook sees nothing the
+    previous one defined, as in a fresh kernel. Only the imported modules stay, which is
+    the point: a kernel's start and ``import handson`` cost two seconds of CPU, and a class
+    shares 2 cores. A kernel that died or hung is replaced by a new one.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.manager: _KernelManager | None = None
+        self.started = 0
+
+    def for_notebook(self) -> _KernelManager:
+        """The kernel manager for the next notebook; nbclient starts its kernel if it has
+        none yet."""
+        if self.manager is not None and self.manager.has_kernel:
+            try:
+                self._reset(self.manager)
+                return self.manager
+            except Exception:  # dead or hung: a new kernel instead
+                self.discard()
+        self.discard()
+        self.started += 1
+        # A private directory per kernel for its connection file and ipc sockets: a shared
+        # socket prefix makes concurrent kernels bind each other's sockets.
+        sockets = self.directory / f"kernel-{self.started}"
+        sockets.mkdir(parents=True)
+        config = {
+            "KernelManager": {
+                "transport": "ipc",
+                "ip": str(sockets / "ipc"),
+                "connection_file": str(sockets / "kernel.json"),
+            }
+        }
+        self.manager = _KernelManager(kernel_name="python3", config=Config(config))
+        return self.manager
+
+    def discard(self) -> None:
+        """Shut the kernel down (if any) and close every channel opened to it."""
+        manager, self.manager = self.manager, None
+        if manager is None:
+            return
+        manager.close_clients()
+        with contextlib.suppress(Exception):
+            if manager.has_kernel:
+                manager.shutdown_kernel(now=True)
+        with contextlib.suppress(Exception):
+            manager.cleanup_resources()
+
+    @staticmethod
+    def _reset(manager: _KernelManager) -> None:
+        manager.close_clients()  # those nbclient left open after the last notebook
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=RESET_TIMEOUT)
+            reply = client.execute_interactive(
+                RESET_CODE, silent=True, store_history=False, timeout=RESET_TIMEOUT
+            )
+        finally:
+            manager.close_clients()
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"kernel reset failed: {reply['content']}")
+
+
+class _KernelManager(KernelManager):
+    """A kernel manager that remembers the clients it made, to close their channels:
+    nbclient leaves them open when it does not own the kernel manager."""
+
+    _opened: list[Any]
+
+    def client(self, **kwargs: Any) -> Any:
+        client = super().client(**kwargs)
+        self.__dict__.setdefault("_opened", []).append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.__dict__.pop("_opened", []):
+            with contextlib.suppress(Exception):
+                client.stop_channels()
+
+
+def _run_notebook(job: _Job, key: str, kernel: _StudentKernel) -> dict[str, Any]:
     import papermill as pm
-    from traitlets.config import Config
 
     started = time.monotonic()
     kernel_started = threading.Event()  # set by nbclient once the kernel answers
@@ -457,19 +553,6 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
     while True:
         attempt += 1
         kernel_started.clear()
-        # A private directory per kernel for its connection file and ipc sockets: a shared
-        # socket prefix makes concurrent kernels bind each other's sockets.
-        sockets = directory / f"{key}-{attempt}"
-        sockets.mkdir(parents=True)
-        config = Config(
-            {
-                "KernelManager": {
-                    "transport": "ipc",
-                    "ip": str(sockets / "ipc"),
-                    "connection_file": str(sockets / "kernel.json"),
-                }
-            }
-        )
         try:
             pm.execute_notebook(
                 str(notebook_path(key)),
@@ -482,7 +565,7 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
                 request_save_on_cell_execute=False,
                 execution_timeout=max(1, int(job.timeout)),  # per cell; 0 means none
                 kernel_name="python3",
-                config=config,
+                km=kernel.for_notebook(),
                 on_notebook_start=lambda notebook: kernel_started.set(),
                 **KERNEL_OPTIONS,
             )
@@ -498,6 +581,7 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
         except Exception as error:
             # Before the kernel answered (ZMQ address in use, kernel died or timed out at
             # start) another try usually works; anything later is the notebook's failure.
+            kernel.discard()
             if kernel_started.is_set() or attempt > START_RETRIES:
                 where = "" if kernel_started.is_set() else f" (kernel start, {attempt} tries)"
                 text = f"{type(error).__name__}: {_first_line(str(error))}{where}"
@@ -505,8 +589,6 @@ def _run_notebook(job: _Job, key: str, directory: Path) -> dict[str, Any]:
             time.sleep(0.5 * attempt)
         else:
             return _row(job, key, OK, time.monotonic() - started)
-        finally:
-            shutil.rmtree(sockets, ignore_errors=True)
 
 
 def _first_line(text: str) -> str:

@@ -15,7 +15,6 @@ import pandas as pd
 import psutil
 import pytest
 import zmq
-from jupyter_client.manager import AsyncKernelManager
 
 from handson import ecs
 from handson.classroom import load_roster
@@ -112,6 +111,48 @@ def test_one_failing_student_does_not_stop_the_others(first_run) -> None:
         assert service[["desired", "running"]].values.tolist() == [[2, 2]]
 
 
+def test_notebook_07_runs_in_the_students_kernel_numbered_from_1(first_run) -> None:
+    for student in ("prov-a", "prov-c"):
+        notebook = nbformat.read(first_run["out"] / student / NB07, as_version=4)
+        counts = [c.execution_count for c in notebook.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1))
+        # A restarted count in the same history session makes IPython print an error.
+        streams = [o.text for c in notebook.cells for o in c.get("outputs", []) if "text" in o]
+        assert not [text for text in streams if "History logging moved" in text]
+
+
+def test_the_next_notebook_gets_the_same_kernel_with_nothing_left_defined(tmp_path) -> None:
+    kernel = provision_module._StudentKernel(tmp_path)
+
+    def run(code: str) -> tuple[int, list[str]]:
+        manager = kernel.for_notebook()
+        if not manager.has_kernel:
+            manager.start_kernel()
+        client = manager.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        printed: list[str] = []
+
+        def keep(message: dict) -> None:
+            if message["msg_type"] == "stream":
+                printed.append(message["content"]["text"].strip())
+
+        reply = client.execute_interactive(code, output_hook=keep, timeout=60)
+        return reply["content"]["execution_count"], printed
+
+    try:
+        assert run("import json\nx = 1\nprint(x)") == (1, ["1"])
+        pid = kernel.manager.provisioner.pid
+        # The names are gone, the imported modules stay.
+        code = "import sys\nprint('x' in dir(), 'json' in dir(), 'json' in sys.modules)"
+        assert run(code) == (1, ["False False True"])
+        assert kernel.manager.provisioner.pid == pid
+        assert kernel.started == 1
+    finally:
+        kernel.discard()
+    assert kernel.manager is None
+
+
 def test_the_report_names_the_failing_cell_and_error(first_run) -> None:
     table = first_run["report"].table
     (row,) = table[table.status == "failed"].itertuples()
@@ -199,15 +240,16 @@ def test_a_hung_run_is_stopped_by_the_watchdog(sandbox_server, tmp_path) -> None
 def flaky_kernel_start(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Kernel starts fail with "Address already in use" a given number of times."""
     failures = [0]
-    start = AsyncKernelManager._async_start_kernel
+    manager = provision_module._KernelManager
+    start = manager.start_kernel
 
-    async def flaky(self, **kwargs):
+    def flaky(self, **kwargs):
         if failures[0] > 0:
             failures[0] -= 1
             raise zmq.ZMQError(errno.EADDRINUSE)
-        return await start(self, **kwargs)
+        return start(self, **kwargs)
 
-    monkeypatch.setattr(AsyncKernelManager, "start_kernel", flaky)
+    monkeypatch.setattr(manager, "start_kernel", flaky)
     return failures
 
 
@@ -226,7 +268,11 @@ def test_a_kernel_that_fails_to_start_is_started_again(
     sandbox_server, flaky_kernel_start, tmp_path
 ) -> None:
     flaky_kernel_start[0] = 2
-    row = provision_module._run_notebook(job(tmp_path, "prov-retry"), "00", tmp_path / "k")
+    kernel = provision_module._StudentKernel(tmp_path / "k")
+    try:
+        row = provision_module._run_notebook(job(tmp_path, "prov-retry"), "00", kernel)
+    finally:
+        kernel.discard()
     assert (row["status"], row["error"]) == ("ok", "")
     assert flaky_kernel_start[0] == 0
     assert provision_module.is_done(tmp_path, ("00",))
@@ -236,7 +282,8 @@ def test_a_kernel_that_never_starts_fails_after_three_retries(
     sandbox_server, flaky_kernel_start, tmp_path
 ) -> None:
     flaky_kernel_start[0] = 10
-    row = provision_module._run_notebook(job(tmp_path, "prov-nostart"), "00", tmp_path / "k")
+    kernel = provision_module._StudentKernel(tmp_path / "k")
+    row = provision_module._run_notebook(job(tmp_path, "prov-nostart"), "00", kernel)
     assert row["status"] == "failed"
     assert row["error"] == "ZMQError: Address already in use (kernel start, 4 tries)"
     assert flaky_kernel_start[0] == 10 - 4
