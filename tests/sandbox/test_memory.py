@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,13 @@ import botocore.exceptions
 import pytest
 from world import World
 
+from handson.sandbox.dataplane.memory import (
+    MAX_SAMPLE_SECONDS,
+    MIB,
+    SAMPLE_SECONDS,
+    MemoryWatcher,
+    next_sample_in,
+)
 from handson.sandbox.dataplane.secrets import LOG_GROUP_MISSING_REASON
 
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -71,6 +80,33 @@ def assert_oom(task: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ memory limits
+
+
+def test_a_task_far_from_its_limit_is_sampled_less_often() -> None:
+    assert next_sample_in(0) == SAMPLE_SECONDS
+    assert next_sample_in(10 * MIB) == SAMPLE_SECONDS
+    assert next_sample_in(512 * MIB) == pytest.approx(0.5)
+    assert next_sample_in(8192 * MIB) == MAX_SAMPLE_SECONDS
+
+
+def test_the_watcher_samples_a_task_again_when_it_is_due() -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        watcher = MemoryWatcher(interval=3600)  # its own thread stays out of the way
+        watcher.watch("task", {"app": (sleeper.pid, 1024 * MIB)}, None)
+        entry = watcher._tasks["task"]
+        watcher.sample(now=100.0)
+        used = entry.peak["app"]
+        assert entry.due == pytest.approx(100.0 + next_sample_in(1024 * MIB - used))
+        due = entry.due
+        watcher.sample(now=due - 0.01)  # not yet: untouched
+        assert entry.due == due
+        watcher.sample(now=due)
+        assert entry.due > due
+    finally:
+        watcher.stop()
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_container_memory_below_what_the_app_uses(world: World) -> None:
