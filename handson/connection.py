@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import boto3
+import botocore.loaders
 import botocore.session
 import pandas as pd
 from botocore.config import Config
@@ -456,7 +457,10 @@ def connect(
             warnings.warn(status.note, stacklevel=2)
         endpoint, proxy = status.endpoint_url, status.alb_proxy_url
         base = boto3.Session(
-            aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+            region_name=region,
+            botocore_session=_botocore_session(),
         )
         role_arn = role_arn or (
             f"arn:aws:iam::{sandbox_account_id(student)}:role/OrganizationAccountAccessRole"
@@ -483,6 +487,32 @@ def connect(
         endpoint_url=endpoint,
         alb_proxy_url=proxy,
     )
+
+
+class _KeepingLoader(botocore.loaders.Loader):  # type: ignore[misc]
+    """botocore's data loader, also keeping the files a session reads itself (its
+    endpoints and partitions), not only the service models."""
+
+    @botocore.loaders.instance_cache  # type: ignore[misc]
+    def load_data_with_path(self, name: str) -> Any:
+        return super().load_data_with_path(name)
+
+
+@functools.cache
+def _service_models() -> _KeepingLoader:
+    """One botocore data loader for the process, so that the service models it has read
+    (JSON files of up to a few MB each, for EC2) are read once per kernel, not again at
+    every connect()."""
+    paths = botocore.session.Session().get_config_variable("data_path")
+    return _KeepingLoader(extra_search_paths=paths.split(os.pathsep) if paths else None)
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A new botocore session (its own credentials and settings) that shares the process's
+    data loader."""
+    core = botocore.session.Session()
+    core.register_component("data_loader", _service_models())
+    return core
 
 
 def _sts_client(base: boto3.Session, endpoint: str | None) -> Any:
@@ -646,6 +676,6 @@ def _assume(
         advisory_timeout=min(15 * 60, duration // 4),
         mandatory_timeout=min(10 * 60, duration // 6),
     )
-    core = botocore.session.Session()
+    core = _botocore_session()
     core.register_component("credential_provider", CredentialResolver([_AssumedRole(credentials)]))
     return boto3.Session(botocore_session=core, region_name=base.region_name)

@@ -119,6 +119,27 @@ def test_sandbox_role_credentials_are_renewed_before_they_expire(
     assert lab.cli_commands()[-1].startswith("aws ecs create-cluster")
 
 
+def test_connects_in_one_kernel_read_each_service_model_once(
+    make_lab: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = make_lab(student="models-a"), make_lab(student="models-b")
+    loaders = {id(lab.session._session.get_component("data_loader")) for lab in (first, second)}
+    assert len(loaders) == 1
+    first.client("ecs")
+    read: list[str] = []
+    loader = first.session._session.get_component("data_loader")
+    original = loader.file_loader.load_file
+
+    def reading(path: str) -> Any:
+        read.append(path)
+        return original(path)
+
+    monkeypatch.setattr(loader.file_loader, "load_file", reading)
+    second.client("ecs").list_clusters()  # a client of its own, from the models already read
+    assert read == []
+    assert second.session.get_credentials() is not first.session.get_credentials()
+
+
 def test_aws_role_is_assumed_with_refreshing_credentials(sts: Stubber) -> None:
     identity(sts)
     assumed(sts, duration=1800)
