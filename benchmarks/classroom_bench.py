@@ -37,6 +37,7 @@ from handson.connection import sandbox_account_id
 
 MIB = 1024 * 1024
 SAMPLE_SECONDS = 0.5
+REST_SECONDS = 10.0
 
 
 def descendants(children: dict[int, list[int]], pid: int) -> set[int]:
@@ -114,6 +115,15 @@ def cpu_seconds(process: psutil.Process, *, reaped: bool = True) -> float:
     return total
 
 
+def rest_load(server: psutil.Process) -> dict[str, float]:
+    """Share of a core the sandbox uses once the class is provisioned (every student's
+    tasks running, health-checked and watched): the server alone, and with its children."""
+    before = {"server": sum(server.cpu_times()[:2]), "sandbox": cpu_seconds(server)}
+    time.sleep(REST_SECONDS)
+    after = {"server": sum(server.cpu_times()[:2]), "sandbox": cpu_seconds(server)}
+    return {k: (after[k] - before[k]) / REST_SECONDS for k in before}
+
+
 def notebook_overhead(table: pd.DataFrame) -> tuple[list[float], dict[str, list[float]]]:
     """Per notebook run: seconds outside its cells (kernel start and shutdown, saving), and
     the seconds of each code cell by its first line."""
@@ -161,6 +171,7 @@ class Run:
     split: dict[str, float]
     kernels_at_peak: int
     cpu: dict[str, float]
+    at_rest: dict[str, float]
     failures: list[str]
 
 
@@ -202,6 +213,7 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
                 "notebooks": notebooks_cpu() - cpu_before["notebooks"],
                 "this": sum(me.cpu_times()[:2]) - cpu_before["this"],
             }
+            at_rest = rest_load(server)
             table = report.table
             per_student = table.groupby("student")["duration"].sum()
             overhead, cells = notebook_overhead(table)
@@ -223,6 +235,7 @@ def one_run(students: int, parallel: int, notebooks: tuple[str, ...]) -> Run:
                 split=sampler.split,
                 kernels_at_peak=sampler.kernels,
                 cpu=cpu,
+                at_rest=at_rest,
                 failures=failures,
             )
     finally:
@@ -266,6 +279,9 @@ def main() -> None:
         print(f"    kernels at the peak           {median(r.kernels_at_peak for r in runs):8.0f}")
         for part in ("sandbox", "notebooks", "this"):
             print(f"  CPU seconds, {part:19}{median(r.cpu[part] for r in runs):8.1f} s")
+        for part in ("server", "sandbox"):
+            share = median(r.at_rest[part] for r in runs)
+            print(f"  at rest afterwards, {part:12}{share:8.0%} of a core")
         print("  slowest cells (median per student)")
         cells = runs[0].cells
         for cell in sorted(cells, key=lambda c: cells[c], reverse=True)[:6]:

@@ -24,6 +24,10 @@ from urllib.parse import parse_qs
 # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist only with this set,
 # and it must be set before moto's IAM backend loads.
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+# No public AMIs: the course runs no EC2 instance, and moto otherwise builds hundreds of
+# AMIs, each with its EBS snapshot, for every region of every account (a sixth of the
+# server's CPU while a class of 30 is provisioned). DescribeImages answers an empty list.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 

@@ -132,7 +132,7 @@ class DataPlane:
         """Forget every task, service and database (moto forgets the rest)."""
         with self.lock:
             self.runner.stop_everything()
-            self.runner.tasks.clear()
+            self.runner.clear()
             self.runner.addresses.clear()
             self.scheduler.services.clear()
             self.targets.records.clear()
@@ -208,7 +208,7 @@ class DataPlane:
         keep = STOPPED_TASK_RETENTION_SECONDS * self.clock.speed
         for arn, task in list(self.runner.tasks.items()):
             if task.last_status == "STOPPED" and now - task.state_since > keep:
-                del self.runner.tasks[arn]
+                self.runner.forget(arn)
 
     def _target_zones(self) -> dict[str, str]:
         return {

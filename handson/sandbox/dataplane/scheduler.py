@@ -60,7 +60,7 @@ class Scheduler:
         return found[-1] if found else None
 
     def tasks_of(self, service: ServiceState) -> list[Task]:
-        return [t for t in self.runner.tasks.values() if t.service_uid == service.uid]
+        return list(self.runner.by_service.get(service.uid, {}).values())
 
     def event(self, service: ServiceState, message: str) -> None:
         service.events.insert(

@@ -183,6 +183,9 @@ class TaskRunner:
         self.hosts_file = hosts_file
         self.lock = lock
         self.tasks: dict[str, Task] = {}
+        # The same tasks by service (uid -> arn -> task): the scheduler looks up a service's
+        # tasks several times per service per tick, and a class has hundreds of tasks.
+        self.by_service: dict[str, dict[str, Task]] = {}
         self.running: dict[str, Running] = {}
         self.loopback = loopback
         # (account, region, ENI IP) -> loopback address standing in for it
@@ -273,7 +276,23 @@ class TaskRunner:
             availability_zone=eni["availabilityZone"],
         )
         self.tasks[arn] = task
+        if service_uid is not None:
+            self.by_service.setdefault(service_uid, {})[arn] = task
         return task
+
+    def forget(self, arn: str) -> None:
+        """Drop a stopped task from the records (it no longer shows in DescribeTasks)."""
+        task = self.tasks.pop(arn)
+        if task.service_uid is not None:
+            of_service = self.by_service.get(task.service_uid, {})
+            of_service.pop(arn, None)
+            if not of_service:
+                self.by_service.pop(task.service_uid, None)
+
+    def clear(self) -> None:
+        """Forget every task (the sandbox's reset)."""
+        self.tasks.clear()
+        self.by_service.clear()
 
     # ------------------------------------------------------------------ stopping
 
