@@ -58,12 +58,12 @@ COLUMNS = ["student", "notebook", "status", "duration", "failing_cell", "error",
 OK, FAILED, SKIPPED, DONE_BEFORE = "ok", "failed", "skipped", "done before"
 # Chapters 1-6 only: the students do chapter 7 themselves (a demo runs ("00", "07")).
 DEFAULT_NOTEBOOKS = ("00",)
-# Measured with benchmarks/classroom_bench.py on 2 cores, 30 students, notebooks 00 + 07:
-# the class took 166 s with 2 at a time, 111 s with 4, 101 s with 6 and 98 s with 8. The
-# run is CPU-bound past 4 (~165 CPU seconds: kernels, then the sandbox), but the waits in
-# each notebook (rollouts) leave the cores idle unless enough students run at once. 8
-# costs each student more wall time (25 s instead of 14 s) and ~0.5 GB more RSS (kernels
-# and workers), and on real AWS, where a run is mostly waiting, it helps even more.
+# Measured with benchmarks/classroom_bench.py on 2 cores, 30 students, notebooks 00 + 07
+# (before the sandbox's realistic control plane): 166 s with 2 at a time, 111 s with 4,
+# 101 s with 6 and 98 s with 8. The run is CPU-bound past 4 (kernels, then the sandbox),
+# but the waits in each notebook (rollouts) leave the cores idle unless enough students
+# run at once; on real AWS, where a run is mostly waiting, 8 helps even more. With the
+# realistic sandbox and one kernel per student, 8 at a time took 113-133 s.
 DEFAULT_PARALLEL = 8
 START_RETRIES = 3
 RESET_TIMEOUT = 60.0
