@@ -22,10 +22,10 @@ test: $(STAMP)
 	$(PY) -m ruff check handson tests app benchmarks conftest.py
 	$(PY) -m pytest
 
-## JupyterLab on the notebooks, with the sandbox running.
+## JupyterLab on the notebooks, with the sandbox running and its terminals set up for it
+## (the AWS CLI, curl and handson talk to the sandbox as student01).
 lab: $(STAMP)
-	$(PY) -m handson sandbox start
-	$(VENV)/bin/jupyter lab  # from the project root: notebooks/, exercises/, solutions/
+	$(PY) -m handson lab  # from the project root: notebooks/, exercises/, solutions/
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)

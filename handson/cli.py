@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from handson import sandbox
-from handson.exceptions import HandsonError, RosterProblem
+from handson.connection import DEFAULT_REGION
+from handson.exceptions import ConfigurationError, HandsonError, RosterProblem
 
 
 def _sandbox_config(args: argparse.Namespace) -> sandbox.SandboxConfig:
@@ -70,6 +72,54 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     elif args.action == "reset":
         sandbox.reset(config)
         print("sandbox: every account is empty again")
+    elif args.action == "env":
+        from handson.terminal import terminal_environment
+
+        terminal = terminal_environment(args.student, region=args.region)
+        print(f"# handson: this shell now talks to the sandbox as {terminal.student}")
+        print(terminal.shell(), end="")
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from handson.terminal import jupyter_lab, terminal_environment
+
+    terminal = terminal_environment(args.student)
+    argv, env = jupyter_lab(terminal, os.environ, root=os.geteuid() == 0)
+    argv += [a for a in args.jupyter_args if a != "--"]
+    print(f"handson: JupyterLab, its terminals talking to the sandbox as {terminal.student}")
+    os.execve(argv[0], argv, env)  # replaces this process: Ctrl+C stops JupyterLab
+
+
+def cmd_output(args: argparse.Namespace) -> int:
+    from handson import chapters
+    from handson.connection import connect
+
+    lab = connect(args.backend, student=args.student, region=args.region, profile=args.profile)
+    values = dict(chapters.outputs(lab, chapters.get_prerequisites(lab)).itertuples(index=False))
+    if args.name is None:
+        for name, value in values.items():
+            print(f'{name} = "{value}"')
+        return 0
+    if args.name not in values:
+        raise ConfigurationError(f"No output {args.name!r}. The outputs: {', '.join(values)}.")
+    print(values[args.name] if args.raw else f'"{values[args.name]}"')
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from handson.connection import connect
+    from handson.logs import tail_log_events
+
+    lab = connect(args.backend, student=args.student, region=args.region, profile=args.profile)
+    tail_log_events(
+        lab,
+        args.group,
+        since=args.since,
+        follow=args.follow,
+        fmt=args.format,
+        write=lambda line: print(line, flush=True),
+    )
     return 0
 
 
@@ -186,7 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     box = commands.add_parser("sandbox", help="run the local AWS sandbox")
-    box.add_argument("action", choices=["start", "stop", "status", "reset"])
+    box.add_argument(
+        "action",
+        choices=["start", "stop", "status", "reset", "env"],
+        help='env prints the shell lines for a terminal: eval "$(handson sandbox env)"',
+    )
+    box.add_argument("--student", default=_default_student(), help="for env (default student01)")
+    box.add_argument("--region", default=DEFAULT_REGION, help="for env")
     box.add_argument("--port", type=int, help="AWS API port (default 5454, HANDSON_SANDBOX_PORT)")
     box.add_argument("--alb-port", type=int, help="ALB proxy port (default 5455)")
     box.add_argument("--speed", type=float, help="time speed factor (default 20; 1 = AWS timing)")
@@ -208,8 +264,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_argument("--notebooks", default="00,07,99,instructor")
     outputs.set_defaults(func=cmd_outputs)
+    lab = commands.add_parser("lab", help="JupyterLab whose terminals talk to the sandbox")
+    lab.add_argument("--student", default=_default_student())
+    lab.add_argument(
+        "jupyter_args", nargs=argparse.REMAINDER, help="after --: passed to jupyter lab"
+    )
+    lab.set_defaults(func=cmd_lab)
+    output = commands.add_parser(
+        "output", help="the values the series reads with `terraform output` (e.g. alb_dns_name)"
+    )
+    output.add_argument("name", nargs="?", help="one output (default: all of them)")
+    output.add_argument("-raw", "--raw", action="store_true", help="the value alone, unquoted")
+    _add_account_options(output)
+    output.set_defaults(func=cmd_output)
+    logs = commands.add_parser("logs", help="CloudWatch Logs from a terminal")
+    logs_actions = logs.add_subparsers(dest="action", required=True)
+    tail = logs_actions.add_parser(
+        "tail", help="print the log group's events as `aws logs tail` does (AWS CLI v2 only)"
+    )
+    tail.add_argument("group", nargs="?", help="log group (default: the chapter's /ecs/P-E)")
+    tail.add_argument("--follow", action="store_true", help="keep printing new events (Ctrl-C)")
+    tail.add_argument("--since", default="10m", help="10m, 2h, 1d... or an ISO 8601 time")
+    tail.add_argument("--format", default="detailed", choices=["detailed", "short"])
+    _add_account_options(tail)
+    tail.set_defaults(func=cmd_logs)
     _add_classroom(commands)
     return parser
+
+
+def _add_account_options(command: argparse.ArgumentParser) -> None:
+    """Whose account a terminal command looks at (by default the terminal's student)."""
+    command.add_argument("--student", default=_default_student())
+    command.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
+    command.add_argument("--profile", help="AWS profile (backend aws)")
+    command.add_argument("--region", default=DEFAULT_REGION)
+
+
+def _default_student() -> str:
+    """The student a terminal set up by ``handson sandbox env`` talks as, or student01."""
+    return os.environ.get("HANDSON_STUDENT") or "student01"
 
 
 def _add_classroom(commands: Any) -> None:

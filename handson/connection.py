@@ -39,6 +39,9 @@ from handson.exceptions import AwsError, ConfigurationError
 
 Backend = Literal["sandbox", "aws"]
 DEFAULT_REGION = "ap-northeast-1"
+# The sandbox's fixed test keys (its only credentials; each student's role is assumed
+# with them): not a secret.
+SANDBOX_KEY = "sandbox"
 # botocore's standard retry mode (exponential backoff with jitter, retry quota), with a
 # few more attempts than its default 3: classrooms of 30 share the ECS API rate limits.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
@@ -411,11 +414,16 @@ def check_names(*, student: str, project_name: str, environment: str, region: st
             "(<project>-<environment>-ecs-tg) must stay within 32 characters. Shorten "
             "project_name or environment."
         )
+    check_student(student)
+    check_region(region)
+
+
+def check_student(student: str) -> None:
+    """Reject a student name that can't be part of a role session name or a profile."""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$", student):
         raise ConfigurationError(
             f"student={student!r}: use letters, digits, '.', '_', '@' or '-' (e.g. 'student01')."
         )
-    check_region(region)
 
 
 def connect(
@@ -448,23 +456,15 @@ def connect(
     endpoint = proxy = None
     caller = ""
     if backend == "sandbox":
-        import warnings
-
-        from handson import sandbox
-
-        status = sandbox.start()
-        if status.note:
-            warnings.warn(status.note, stacklevel=2)
-        endpoint, proxy = status.endpoint_url, status.alb_proxy_url
+        access = sandbox_access(student)
+        endpoint, proxy = access.endpoint_url, access.alb_proxy_url
         base = boto3.Session(
-            aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",
+            aws_access_key_id=access.access_key,
+            aws_secret_access_key=access.secret_key,
             region_name=region,
             botocore_session=_botocore_session(),
         )
-        role_arn = role_arn or (
-            f"arn:aws:iam::{sandbox_account_id(student)}:role/OrganizationAccountAccessRole"
-        )
+        role_arn = role_arn or access.role_arn
     elif backend == "aws":
         base = _aws_session(profile, region)
         caller = _caller_arn(base, profile)
@@ -513,6 +513,40 @@ def _botocore_session() -> botocore.session.Session:
     core = botocore.session.Session()
     core.register_component("data_loader", _service_models())
     return core
+
+
+@dataclass(frozen=True)
+class SandboxAccess:
+    """How to reach the running sandbox as a student: its AWS endpoint, its ALB proxy, the
+    fixed test keys it accepts, the student's role there, its home directory and the id
+    of this run of its server."""
+
+    endpoint_url: str
+    alb_proxy_url: str
+    role_arn: str
+    home: str
+    sandbox_id: str
+    access_key: str = SANDBOX_KEY
+    secret_key: str = SANDBOX_KEY
+
+
+def sandbox_access(student: str) -> SandboxAccess:
+    """Start the sandbox if it is not running (a note about a dead or replaced one is
+    shown as a warning) and say how to reach it as ``student``."""
+    import warnings
+
+    from handson import sandbox
+
+    status = sandbox.start()
+    if status.note:
+        warnings.warn(status.note, stacklevel=3)
+    return SandboxAccess(
+        endpoint_url=str(status.endpoint_url),
+        alb_proxy_url=str(status.alb_proxy_url),
+        role_arn=f"arn:aws:iam::{sandbox_account_id(student)}:role/OrganizationAccountAccessRole",
+        home=str(status.home),
+        sandbox_id=str(status.sandbox_id),
+    )
 
 
 def _sts_client(base: boto3.Session, endpoint: str | None) -> Any:

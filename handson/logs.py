@@ -6,8 +6,11 @@ ECS's ``awslogs`` driver sends each container's stdout and stderr to the log gro
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
+import re
 import time
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import pandas as pd
@@ -23,11 +26,18 @@ __all__ = [
     "log_group_name",
     "show_log_events",
     "show_log_streams",
+    "tail_log_events",
 ]
 
 RETENTION_DAYS: Final = 14
 EVENT_COLUMNS: Final = ["time", "stream", "message"]
 STREAM_COLUMNS: Final = ["stream", "last_event_time", "first_event_time"]
+TAIL_FORMATS: Final = ("detailed", "short")
+# --since: a number and one unit, as `aws logs tail` reads it (or an ISO 8601 time).
+RELATIVE_SINCE: Final = re.compile(r"^(?P<amount>\d+)(?P<unit>[smhdw])$")
+UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# How often --follow asks for new events (`aws logs tail` waits 5 s between requests).
+FOLLOW_SECONDS: Final = 5.0
 
 
 def log_group_name(lab: Lab) -> str:
@@ -136,6 +146,97 @@ def show_log_events(
         for e in sorted(latest, key=lambda e: e["timestamp"])
     ]
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
+def since_millis(since: str, *, now: float | None = None) -> int:
+    """``--since`` as epoch milliseconds: ``10m``, ``2h``, ``1d`` back from now (one unit:
+    s, m, h, d or w), or an ISO 8601 time (UTC unless it says otherwise)."""
+    now = time.time() if now is None else now
+    relative = RELATIVE_SINCE.match(since.strip())
+    if relative:
+        seconds = int(relative["amount"]) * UNIT_SECONDS[relative["unit"]]
+        return int((now - seconds) * 1000)
+    try:
+        moment = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {since!r}: give a number and one unit (s, m, h, d or w), e.g. 10m or 2h, "
+            "or an ISO 8601 time such as 2025-07-28T16:00:00Z."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def format_tail_line(event: dict[str, Any], fmt: str = "detailed") -> str:
+    """One event as `aws logs tail` prints it: ``detailed`` is the UTC time with its
+    microseconds and offset, the stream and the message; ``short`` is the time to the
+    second and the message."""
+    moment = dt.datetime.fromtimestamp(event["timestamp"] / 1000, tz=dt.UTC)
+    message = str(event["message"]).rstrip()
+    if fmt == "short":
+        return f"{moment:%Y-%m-%dT%H:%M:%S} {message}"
+    return f"{moment.isoformat()} {event['logStreamName']} {message}"
+
+
+def _tail_events(
+    lab: Lab, group: str, start: int, follow: bool, sleep: Callable[[float], None]
+) -> Iterator[dict[str, Any]]:
+    params: dict[str, Any] = {"logGroupName": group, "startTime": start}
+    client = lab.client("logs")
+    seen: dict[int, set[str]] = {}  # event ids at the newest timestamp already shown
+    while True:
+        answer = client.filter_log_events(**params)
+        for event in answer["events"]:
+            ids = seen.setdefault(event["timestamp"], set())
+            if event["eventId"] not in ids:
+                ids.add(event["eventId"])
+                yield event
+        if seen:
+            newest = max(seen)
+            seen = {newest: seen[newest]}
+        if "nextToken" in answer:
+            params["nextToken"] = answer["nextToken"]
+            continue
+        if not follow:
+            return
+        # From the newest event on: the events at that time are in `seen`, not shown twice.
+        params.pop("nextToken", None)
+        if seen:
+            params["startTime"] = max(seen)
+        sleep(FOLLOW_SECONDS)
+
+
+@step("Tail the log group")
+def tail_log_events(
+    lab: Lab,
+    group: str | None = None,
+    *,
+    since: str = "10m",
+    follow: bool = False,
+    fmt: str = "detailed",
+    write: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Print the log group's events since ``since`` (default: the last 10 minutes) as
+    `aws logs tail` does, and with ``follow`` keep printing new ones until Ctrl-C.
+    Returns how many events were printed.
+
+    Calls FilterLogEvents (every 5 s while following). ``group`` defaults to the chapter's
+    ``/ecs/P-E``; ``fmt`` is ``detailed`` or ``short``. `aws logs tail` exists only in
+    version 2 of the AWS CLI; this prints the same lines. Chapter 7.
+    """
+    if fmt not in TAIL_FORMATS:
+        raise ConfigurationError(f"--format {fmt!r}: choose detailed or short.")
+    start = since_millis(since)
+    printed = 0
+    try:
+        for event in _tail_events(lab, group or log_group_name(lab), start, follow, sleep):
+            write(format_tail_line(event, fmt))
+            printed += 1
+    except KeyboardInterrupt:  # the way out of --follow, as in the AWS CLI
+        pass
+    return printed
 
 
 @step("Delete the log group")

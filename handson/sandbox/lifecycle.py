@@ -57,6 +57,10 @@ class SandboxStatus:
     died: bool = False
     # What to tell the learner besides the status (a dead server, a replaced one), or "".
     note: str = ""
+    # The sandbox's HANDSON_HOME (state, logs, the terminal's AWS config).
+    home: str | None = None
+    # This run of the server (a new one at every start).
+    sandbox_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +205,8 @@ def status(config: SandboxConfig | None = None) -> SandboxStatus:
         pid=int(state["pid"]),
         speed=float(details.get("speed", 0)),
         details=details,
+        home=str(config.home),
+        sandbox_id=state.get("sandbox_id"),
     )
 
 

@@ -157,3 +157,67 @@ def test_delete_leaves_nothing_and_can_run_again(lab, make_lab, written):
     again = make_lab(student=lab.student)
     logs.delete_log_group(again)
     assert again.log.mutating() == []
+
+
+# ------------------------------------------------------------- handson logs tail
+
+
+def test_tail_prints_what_aws_logs_tail_prints(lab, written):
+    lines: list[str] = []
+    assert logs.tail_log_events(lab, write=lines.append) == 6
+    first = written[0]
+    stamp = pd.Timestamp(first[0], unit="ms", tz="UTC").to_pydatetime().isoformat()
+    assert lines[0] == f"{stamp} {first[1]} {first[2]}"  # detailed: time, stream, message
+    assert stamp.endswith("+00:00") and "." in stamp  # microseconds and the offset
+    short: list[str] = []
+    logs.tail_log_events(lab, fmt="short", write=short.append)
+    assert short[0] == f"{pd.Timestamp(first[0], unit='ms'):%Y-%m-%dT%H:%M:%S} line 0"
+
+
+def test_tail_follow_shows_each_new_event_once_until_ctrl_c(lab, written):
+    lines: list[str] = []
+    polls: list[float] = []
+    group = logs.log_group_name(lab)
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 1:  # a new event arrives while tail waits
+            lab.client("logs").put_log_events(
+                logGroupName=group,
+                logStreamName=STREAM_A,
+                logEvents=[{"timestamp": int(time.time() * 1000), "message": "new line"}],
+            )
+        else:
+            raise KeyboardInterrupt
+
+    assert logs.tail_log_events(lab, follow=True, fmt="short", write=lines.append, sleep=sleep) == 7
+    assert [line.split(" ", 1)[1] for line in lines] == [f"line {i}" for i in range(6)] + [
+        "new line"
+    ]
+    assert polls == [logs.FOLLOW_SECONDS, logs.FOLLOW_SECONDS]
+
+
+def test_tail_since(lab, written):
+    assert logs.tail_log_events(lab, since="30s", write=lambda line: None) == 0
+    assert logs.tail_log_events(lab, since="2h", write=lambda line: None) == 6
+    assert logs.since_millis("10m", now=1000.0) == 400_000
+    assert logs.since_millis("2025-07-28T16:00:00Z") == 1753718400000
+    assert logs.since_millis("2025-07-28T16:00:00") == 1753718400000  # UTC unless told
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"since": "5h30m"}, "--since '5h30m': give a number and one unit"),
+        ({"fmt": "json"}, "--format 'json': choose detailed or short"),
+    ],
+)
+def test_tail_bad_options(lab, options, message):
+    with pytest.raises(ConfigurationError, match=message):
+        logs.tail_log_events(lab, **options)
+
+
+def test_filter_log_events_interleaves_the_streams_as_aws_does(lab, written):
+    # AWS ignores `interleaved` since June 2019 and always merges the streams in time order.
+    answer = lab.client("logs").filter_log_events(logGroupName=logs.log_group_name(lab))
+    assert [e["message"] for e in answer["events"]] == [f"line {i}" for i in range(6)]

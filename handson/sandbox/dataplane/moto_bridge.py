@@ -743,6 +743,21 @@ def _install_rds() -> None:
 
 
 def _install_logs() -> None:
+    from moto.logs.models import LogsBackend
+
+    filter_events = LogsBackend.filter_log_events
+
+    def always_interleaved(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # AWS ignores `interleaved` since 2019: it always merges the streams' events in
+        # time order. moto keeps them stream by stream unless asked.
+        if "interleaved" in kwargs:
+            kwargs["interleaved"] = True
+        elif len(args) == 8:
+            args = (*args[:7], True)
+        return filter_events(self, *args, **kwargs)
+
+    LogsBackend.filter_log_events = always_interleaved  # type: ignore[method-assign]
+
     @_wrap(LogsResponse, "filter_log_events")
     def filter_log_events(self: Any, original: Callable[..., Any]) -> Any:
         # moto ignores logStreamNamePrefix; AWS searches only the streams it names.

@@ -1,0 +1,341 @@
+"""The article's own terminal commands, as written, against the sandbox: the installed AWS
+CLI after ``eval "$(handson sandbox env)"`` (its Python equivalent), ``curl`` on the ALB's
+DNS name, and ``handson logs tail``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handson import chapters, ecs
+from handson.connection import Lab, connect
+from handson.terminal import SOURCE_PROFILE, terminal_environment
+
+STUDENT = "term01"
+BIN = Path(sys.executable).parent
+AWS = str(BIN / "aws")
+HANDSON = str(BIN / "handson")
+
+
+@pytest.fixture(scope="module")
+def built(
+    sandbox_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Chapter 7 built for one student, and the shell environment of its terminal (with a
+    home of its own: the AWS CLI caches assumed-role keys in ~/.aws/cli/cache)."""
+    lab = connect("sandbox", student=STUDENT)
+    pre = chapters.build_prerequisites(lab)
+    chapters.deploy_chapter7(lab, pre)
+    outputs = dict(chapters.outputs(lab, pre).itertuples(index=False))
+    terminal = terminal_environment(STUDENT)
+    home = str(tmp_path_factory.mktemp("home"))
+    env = terminal.apply({**os.environ, "HOME": home, "PATH": f"{BIN}:{os.environ['PATH']}"})
+    yield {"lab": lab, "outputs": outputs, "env": env, "terminal": terminal}
+
+
+def run(built: dict[str, Any], *args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        args, env=built["env"], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{args[0]} failed ({done.returncode}): {done.stderr}"
+    return done.stdout
+
+
+def aws(built: dict[str, Any], *args: str) -> str:
+    return run(built, AWS, *args)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of an ``--output table`` answer, row by row (title and borders dropped:
+    the rows come after the first ``+---+`` border)."""
+    rows, bordered = [], False
+    for line in text.splitlines():
+        bordered = bordered or line.startswith("+")
+        if bordered and line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def table_record(text: str, keys: set[str]) -> dict[str, str]:
+    """One object from ``--output table``: a header row and a value row, or (when that
+    would be too wide for the terminal) one key-value row per field."""
+    rows = table_rows(text)
+    if rows and set(rows[0]) == keys:
+        return dict(zip(rows[0], rows[1], strict=True))
+    return {key: value for key, value in rows}
+
+
+def curl(built: dict[str, Any], *args: str) -> Any:
+    """``curl`` itself when the machine has it, else a client that honours http_proxy."""
+    if shutil.which("curl"):
+        return json.loads(run(built, "curl", "-sS", "--fail", "--max-time", "30", *args))
+    url, data, headers, method = args[-1], None, {}, "GET"
+    options = list(args[:-1])
+    while options:
+        option = options.pop(0)
+        if option == "-X":
+            method = options.pop(0)
+        elif option == "-H":
+            name, _, value = options.pop(0).partition(":")
+            headers[name] = value.strip()
+        elif option == "-d":
+            data = options.pop(0).encode()
+    handler = urllib.request.ProxyHandler({"http": built["env"]["http_proxy"]})
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    with urllib.request.build_opener(handler).open(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+# The article's command, with `handson output` where the series has `terraform output`.
+ARTICLE_DESCRIBE_SERVICES = """
+aws ecs describe-services \\
+  --cluster $(handson output -raw ecs_cluster_id) \\
+  --services $(handson output -raw ecs_service_name) \\
+  --query 'services[0].{Status:status,RunningCount:runningCount,DesiredCount:desiredCount}' \\
+  --output table
+"""
+
+
+def test_describe_services_as_the_article_writes_it(built) -> None:
+    text = run(built, "bash", "-c", ARTICLE_DESCRIBE_SERVICES)
+    assert "DescribeServices" in text.splitlines()[1]
+    assert table_record(text, {"DesiredCount", "RunningCount", "Status"}) == {
+        "DesiredCount": "2",
+        "RunningCount": "2",
+        "Status": "ACTIVE",
+    }
+
+
+def test_handson_output_is_the_series_terraform_output(built) -> None:
+    out = built["outputs"]
+    assert run(built, HANDSON, "output", "-raw", "alb_dns_name").strip() == out["alb_dns_name"]
+    listed = run(built, HANDSON, "output").splitlines()
+    assert f'target_group_arn = "{out["target_group_arn"]}"' in listed
+    missing = subprocess.run(
+        [HANDSON, "output", "alb_dns"], env=built["env"], capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    assert "No output 'alb_dns'. The outputs: vpc_id, alb_dns_name" in missing.stderr
+
+
+def test_force_new_deployment_then_the_stopped_tasks_say_why(built) -> None:
+    out, lab = built["outputs"], built["lab"]
+    answer = json.loads(
+        aws(
+            built,
+            "ecs",
+            "update-service",
+            "--cluster",
+            out["ecs_cluster_id"],
+            "--service",
+            out["ecs_service_name"],
+            "--force-new-deployment",
+        )  # fmt: skip
+    )
+    assert len(answer["service"]["deployments"]) == 2
+    service = ecs.wait_for_rollout(lab, poll=0.2, progress=lambda service: None)
+    assert service[["desired", "running"]].values.tolist() == [[2, 2]]
+    stopped = aws(
+        built,
+        "ecs", "list-tasks",
+        "--cluster", out["ecs_cluster_id"],
+        "--desired-status", "STOPPED",
+        "--query", "taskArns[0]",
+        "--output", "text",
+    ).strip()  # fmt: skip
+    assert stopped.startswith("arn:aws:ecs:")
+    text = aws(
+        built,
+        "ecs", "describe-tasks",
+        "--cluster", out["ecs_cluster_id"],
+        "--tasks", stopped,
+        "--query", "tasks[0].{StopCode:stopCode,StoppedReason:stoppedReason}",
+        "--output", "table",
+    )  # fmt: skip
+    reason = table_record(text, {"StopCode", "StoppedReason"})
+    assert reason["StopCode"] == "ServiceSchedulerInitiated"
+    assert reason["StoppedReason"].startswith("Scaling activity initiated by (deployment ecs-svc/")
+
+
+def test_describe_target_health_shows_both_targets(built) -> None:
+    query = (
+        "TargetHealthDescriptions[*].{Target:Target.Id,Health:TargetHealth.State,"
+        "Description:TargetHealth.Description}"
+    )
+    text = aws(
+        built,
+        "elbv2", "describe-target-health",
+        "--target-group-arn", built["outputs"]["target_group_arn"],
+        "--query", query,
+        "--output", "table",
+    )  # fmt: skip
+    header, *rows = table_rows(text)
+    assert header == ["Description", "Health", "Target"]
+    assert len(rows) == 2
+    assert all(health == "healthy" for _, health, _ in rows)
+    assert all(re.fullmatch(r"10\.0\.\d+\.\d+", target) for *_, target in rows)
+
+
+def test_describe_log_streams_newest_first(built) -> None:
+    text = aws(
+        built,
+        "logs", "describe-log-streams",
+        "--log-group-name", built["outputs"]["cloudwatch_log_group_name"],
+        "--order-by", "LastEventTime",
+        "--descending",
+        "--query", "logStreams[0:3].logStreamName",
+        "--output", "table",
+    )  # fmt: skip
+    streams = [cells[0] for cells in table_rows(text)]
+    assert 1 <= len(streams) <= 3
+    assert all(s.startswith("ecs/") for s in streams)
+
+
+def test_curl_on_the_alb_dns_name(built) -> None:
+    alb = f"http://{built['outputs']['alb_dns_name']}"
+    assert curl(built, f"{alb}/")["endpoints"] == {"health": "/health", "users": "/api/users"}
+    assert curl(built, f"{alb}/health")["status"] == "healthy"
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    created = curl(
+        built,
+        "-X", "POST",
+        "-H", "Content-Type: application/json",
+        "-d", json.dumps({"name": "Test User", "email": email}),
+        f"{alb}/api/users",
+    )  # fmt: skip
+    user = created["user"]
+    assert user["email"] == email
+    assert email in [u["email"] for u in curl(built, f"{alb}/api/users")["users"]]
+    assert curl(built, f"{alb}/api/users/{user['id']}")["user"]["email"] == email
+
+
+def test_logs_tail_follow_shows_a_new_request(built) -> None:
+    group = built["outputs"]["cloudwatch_log_group_name"]
+    tail = subprocess.Popen(
+        [HANDSON, "logs", "tail", group, "--follow", "--format", "short", "--student", STUDENT],
+        env=built["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, "")))
+    reader.start()
+    try:
+        # A user that doesn't exist: the app logs "GET /api/users/<id> 404".
+        marker = f"/api/users/{uuid.uuid4().int % 10**12 + 10**12}"
+        proxy = urllib.request.ProxyHandler({"http": built["env"]["http_proxy"]})
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(marker in line for line in lines):
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                urllib.request.build_opener(proxy).open(
+                    f"http://{built['outputs']['alb_dns_name']}{marker}", timeout=30
+                )
+            assert missing.value.code == 404
+            time.sleep(1)
+        found = [line for line in lines if marker in line]
+        assert found, f"no log line for {marker}; tail printed {lines[-5:]}"
+        # --format short: "<time> <message>", the time as aws logs tail prints it.
+        assert re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2} ", found[0])
+    finally:
+        tail.terminate()
+        tail.wait(timeout=30)
+        reader.join(timeout=30)
+
+
+def test_sandbox_env_leaves_your_own_aws_config_alone(built, tmp_path) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    own = home / ".aws" / "config"
+    own.write_text("[default]\nregion = us-west-2\n")
+    env = {**os.environ, "HOME": str(home)}
+    printed = subprocess.run(
+        [HANDSON, "sandbox", "env", "--student", "term02"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert own.read_text() == "[default]\nregion = us-west-2\n"
+    assert sorted(p.name for p in (home / ".aws").iterdir()) == ["config"]
+    assert "export AWS_PROFILE=term02" in printed.splitlines()
+    config = Path(re.search(r"export AWS_CONFIG_FILE=(\S+)", printed).group(1))
+    assert not config.is_relative_to(home / ".aws")
+    text = config.read_text()
+    assert f"[profile {SOURCE_PROFILE}]" in text and "[profile term02]" in text
+    assert f"[profile {STUDENT}]" in text  # the other student's profile stays
+    # Nothing secret: the only keys are the sandbox's fixed test keys.
+    secrets = re.findall(r"aws_secret_access_key = (\S+)", text)
+    assert secrets == ["sandbox"]
+    assert "aws_session_token" not in text and "SECRET" not in printed.upper().replace(
+        "AWS_SECRET_ACCESS_KEY", ""
+    )
+
+
+def test_sandbox_env_shell_lines_are_what_eval_applies(built) -> None:
+    terminal = built["terminal"]
+    script = (
+        terminal.shell()
+        + 'printf "%s\\n" "$AWS_PROFILE" "$http_proxy" "${AWS_ACCESS_KEY_ID-unset}"'
+    )
+    shown = subprocess.run(
+        ["bash", "-c", script], env=os.environ, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert shown == [STUDENT, terminal.variables["http_proxy"], "unset"]
+
+
+def test_the_terminal_reaches_the_same_account_as_the_library(built) -> None:
+    lab: Lab = built["lab"]
+    who = json.loads(aws(built, "sts", "get-caller-identity"))
+    assert who["Account"] == lab.account_id
+
+
+def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, tmp_path) -> None:
+    import socket
+
+    import psutil
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "BROWSER": "true",
+        "JUPYTER_RUNTIME_DIR": str(tmp_path),
+    }
+    lab = subprocess.Popen(
+        [HANDSON, "lab", "--student", STUDENT, "--", "--no-browser", f"--ServerApp.port={port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said: list[str] = []
+        for line in lab.stderr:
+            said.append(line)
+            if "is running at" in line or "Jupyter Server" in line and "running" in line:
+                break
+        assert any("running at" in line for line in said), "".join(said[-20:])
+        assert not any("Running as root is not recommended" in line for line in said)
+        environ = psutil.Process(lab.pid).environ()
+        assert environ["AWS_PROFILE"] == STUDENT
+        assert environ["PATH"].split(os.pathsep)[0] == str(BIN)
+        assert "AWS_ACCESS_KEY_ID" not in environ
+        if os.geteuid() == 0:
+            assert "--allow-root" in psutil.Process(lab.pid).cmdline()
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)
