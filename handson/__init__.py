@@ -4,7 +4,8 @@
 the chapter steps live in one module per AWS concern: ``handson.network``,
 ``handson.loadbalancer``, ``handson.registry``, ``handson.ecs``, ``handson.logs``,
 ``handson.iam``, ``handson.secrets``, ``handson.database``; ``handson.chapters`` builds
-chapters 1-6 and ``handson.teardown`` removes it all.
+chapters 1-6, ``handson.teardown`` removes it all, and ``handson.terraform`` shows each
+step as the series' Terraform.
 """
 
 from handson import (
@@ -21,6 +22,7 @@ from handson import (
     registry,
     secrets,
     teardown,
+    terraform,
 )
 from handson import display as _display
 from handson.connection import Lab, connect, show_cli
@@ -49,4 +51,5 @@ __all__ = [
     "secrets",
     "show_cli",
     "teardown",
+    "terraform",
 ]

@@ -185,19 +185,28 @@ def ensure_execution_secret_policy(lab: Lab, *, secret_arn: str) -> str:
         marker=":secret:",
         example="arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:name-AbCdEf",
     )
-    name = lab.name("ecs-execution-policy")
-    document = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["secretsmanager:GetSecretValue"],
-                "Resource": secret_arn,
-            }
-        ],
+    policy = execution_secret_policy(lab, secret_arn=secret_arn)
+    _put_inline_policy(lab, policy["RoleName"], policy["PolicyName"], policy["PolicyDocument"])
+    return str(policy["PolicyName"])
+
+
+def execution_secret_policy(lab: Lab, *, secret_arn: str) -> dict[str, Any]:
+    """The PutRolePolicy parameters of the execution role's secret policy (no AWS call):
+    secretsmanager:GetSecretValue on the DB secret only."""
+    return {
+        "RoleName": _execution_role_name(lab),
+        "PolicyName": lab.name("ecs-execution-policy"),
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue"],
+                    "Resource": secret_arn,
+                }
+            ],
+        },
     }
-    _put_inline_policy(lab, _execution_role_name(lab), name, document)
-    return name
 
 
 def get_role_arn(lab: Lab, suffix: str) -> str:
