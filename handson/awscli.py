@@ -24,8 +24,16 @@ def kebab(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
 
 
-def command(service: str, operation: str, params: dict[str, Any]) -> str:
-    """``aws <service> <operation> --param value ...`` for one API call."""
+def command(
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    *,
+    query: str | None = None,
+    output: str | None = None,
+) -> str:
+    """``aws <service> <operation> --param value ...`` for one API call, with the CLI's own
+    ``--query`` (JMESPath) and ``--output`` when given."""
     parts = ["aws", CLI_NAMES.get(service, service), kebab(operation)]
     for key, value in params.items():
         option = f"--{kebab(key)}"
@@ -37,4 +45,8 @@ def command(service: str, operation: str, params: dict[str, Any]) -> str:
             parts += [option, *(shlex.quote(v) for v in value)]
         else:
             parts += [option, shlex.quote(json.dumps(value, separators=(",", ":"), default=str))]
+    if query is not None:
+        parts += ["--query", shlex.quote(query)]
+    if output is not None:
+        parts += ["--output", output]
     return " ".join(parts)

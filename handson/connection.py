@@ -308,12 +308,18 @@ class HttpResponse:
 
 
 def show_cli(lab: Lab) -> pd.DataFrame:
-    """Every change made through ``lab``, as the AWS CLI command that does the same."""
-    rows = [
-        {"step": call.step, "command": line}
-        for call in lab.log.mutating()
-        for line in call.commands
-    ]
+    """Every change made through ``lab``, and every view the article shows as a command
+    (``describe-services ... --output table``), as what a learner types in a terminal: the
+    AWS CLI command that does the same, or the ``docker`` commands of a push."""
+    rows: list[dict[str, str]] = []
+    shown: tuple[str, ...] = ()
+    for call in lab.log.calls:
+        if not (call.mutating or call.typed_as):
+            continue  # a look-up the library makes for itself
+        if call.typed_as and call.typed_as is shown:
+            continue  # the same typed commands, already listed for this step
+        shown = call.typed_as
+        rows += [{"step": call.step, "command": line} for line in call.commands]
     return pd.DataFrame(rows, columns=["step", "command"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from handson import fargate, waiting
+from handson import awscli, fargate, waiting
 from handson.connection import Lab
 from handson.errors import step, stop_hint
 from handson.exceptions import (
@@ -316,6 +317,9 @@ def _latest_revision(lab: Lab, family: str) -> dict[str, Any] | None:
 
 # --------------------------------------------------------------------- service
 
+# The article's --query for its describe-services and describe-tasks commands.
+SERVICE_QUERY = "services[0].{Status:status,RunningCount:runningCount,DesiredCount:desiredCount}"
+STOPPED_QUERY = "tasks[0].{StopCode:stopCode,StoppedReason:stoppedReason}"
 DEPLOYMENT_CONFIGURATION = {
     "maximumPercent": 200,
     "minimumHealthyPercent": 100,
@@ -870,12 +874,22 @@ def service_table(service: dict[str, Any]) -> pd.DataFrame:
 
 
 @step("Show the service")
+@step("Show the service")
 def show_service(lab: Lab) -> pd.DataFrame:
     """The service's status, desired/running/pending counts and rollout state per deployment.
 
-    Like ``aws ecs describe-services --query 'services[0].{Status,RunningCount,DesiredCount}'``.
+    Calls DescribeServices, like the article's ``aws ecs describe-services --query
+    'services[0].{Status:status,RunningCount:runningCount,DesiredCount:desiredCount}'``.
     """
-    return service_table(describe_service(lab))
+    typed = awscli.command(
+        "ecs",
+        "DescribeServices",
+        {"cluster": lab.name("cluster"), "services": [lab.name("app-service")]},
+        query=SERVICE_QUERY,
+        output="table",
+    )
+    with lab.log.typed_as([typed]):
+        return service_table(describe_service(lab))
 
 
 def _tasks(lab: Lab, desired_status: str) -> list[dict[str, Any]]:
@@ -940,9 +954,20 @@ def show_stopped_tasks(lab: Lab) -> pd.DataFrame:
     """Stopped tasks with their stop code and reason (kept at least an hour by ECS), and
     what to check for each reason (the chapter's troubleshooting).
 
-    Like ``aws ecs describe-tasks --tasks $(aws ecs list-tasks --desired-status STOPPED)``.
+    Calls ListTasks and DescribeTasks, like the article's ``aws ecs describe-tasks --tasks
+    $(aws ecs list-tasks --desired-status STOPPED ...)`` (which shows the newest one).
     """
-    return task_rows(_tasks(lab, "STOPPED"))
+    cluster = shlex.quote(lab.name("cluster"))
+    listed = (
+        f"aws ecs list-tasks --cluster {cluster} --desired-status STOPPED "
+        "--query 'taskArns[0]' --output text"
+    )
+    typed = (
+        f"aws ecs describe-tasks --cluster {cluster} --tasks $({listed}) "
+        f"--query {shlex.quote(STOPPED_QUERY)} --output table"
+    )
+    with lab.log.typed_as([typed]):
+        return task_rows(_tasks(lab, "STOPPED"))
 
 
 @step("Show why tasks stopped")

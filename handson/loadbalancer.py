@@ -19,7 +19,7 @@ from typing import Any, Final
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
-from handson import waiting
+from handson import awscli, waiting
 from handson.connection import HttpResponse, Lab
 from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
@@ -71,6 +71,11 @@ PROBE_COLUMNS: Final = ["answer", "failed", "requests", "first_at_s", "last_at_s
 WATCH_COLUMNS: Final = ["target", "state", "reason", "first_seen_s"]
 GONE: Final = "(gone)"
 MAX_TARGETS: Final = 10
+# The article's --query for describe-target-health.
+TARGET_HEALTH_QUERY = (
+    "TargetHealthDescriptions[*].{Target:Target.Id,Health:TargetHealth.State,"
+    "Description:TargetHealth.Description}"
+)
 TARGET_HEALTH_COLUMNS: Final = [
     "target",
     "port",
@@ -360,9 +365,14 @@ def show_target_health(lab: Lab) -> pd.DataFrame:
     Chapter 7's troubleshooting view.
     """
     group = _target_group(lab)
-    descriptions = lab.client("elbv2").describe_target_health(
-        TargetGroupArn=group["TargetGroupArn"]
-    )["TargetHealthDescriptions"]
+    params = {"TargetGroupArn": group["TargetGroupArn"]}
+    typed = awscli.command(
+        "elbv2", "DescribeTargetHealth", params, query=TARGET_HEALTH_QUERY, output="table"
+    )
+    with lab.log.typed_as([typed]):
+        descriptions = lab.client("elbv2").describe_target_health(**params)[
+            "TargetHealthDescriptions"
+        ]
     rows = [
         {
             "target": d["Target"]["Id"],

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from handson import awscli
 from handson.connection import Lab
 from handson.errors import step
 from handson.exceptions import ConfigurationError
@@ -83,6 +84,7 @@ def ensure_log_group(lab: Lab) -> str:
 
 
 @step("Show the log streams")
+@step("Show the log streams")
 def show_log_streams(lab: Lab, *, limit: int = 3) -> pd.DataFrame:
     """The log group's most recently written streams (one per task), newest first.
 
@@ -91,9 +93,16 @@ def show_log_streams(lab: Lab, *, limit: int = 3) -> pd.DataFrame:
     """
     if not 1 <= limit <= 50:
         raise ConfigurationError(f"limit={limit!r}: DescribeLogStreams returns 1 to 50 streams.")
-    streams = lab.client("logs").describe_log_streams(
-        logGroupName=log_group_name(lab), orderBy="LastEventTime", descending=True, limit=limit
-    )["logStreams"]
+    params = {"logGroupName": log_group_name(lab), "orderBy": "LastEventTime", "descending": True}
+    typed = awscli.command(
+        "logs",
+        "DescribeLogStreams",
+        params,
+        query=f"logStreams[0:{limit}].logStreamName",
+        output="table",
+    )
+    with lab.log.typed_as([typed]):
+        streams = lab.client("logs").describe_log_streams(**params, limit=limit)["logStreams"]
     rows = [
         {
             "stream": s["logStreamName"],

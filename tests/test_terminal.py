@@ -339,3 +339,41 @@ def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, t
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+
+
+def test_the_cli_views_read_commands_run_as_shown(built) -> None:
+    import handson
+    from handson import loadbalancer, logs
+
+    lab = built["lab"]
+    ecs.show_service(lab)
+    loadbalancer.show_target_health(lab)
+    logs.show_log_streams(lab)
+    ecs.show_stopped_tasks(lab)
+    commands = handson.show_cli(lab)["command"].tolist()
+    # The push's `aws ecr get-login-password | docker login ...` needs Docker: not here.
+    reads = [
+        c
+        for c in commands
+        if c.split()[:1] == ["aws"] and not is_mutating(c.split()[2]) and "docker" not in c
+    ]
+    starts = ["aws ecs describe-services", "aws elbv2 describe-target-health"]
+    starts += ["aws logs describe-log-streams", "aws ecs describe-tasks"]
+    for start in starts:
+        assert any(c.startswith(start) for c in reads), start
+    assert any("--output table" in c and "--query" in c for c in reads)
+    for line in reads:
+        text = run(built, "bash", "-c", line)
+        assert table_rows(text), f"{line}\n{text}"
+    assert [c.split()[:2] for c in commands if "docker" in c] == [
+        ["aws", "ecr"],
+        ["docker", "build"],
+        ["docker", "tag"],
+        ["docker", "push"],
+    ]  # the push as the ECR console lists it, once
+
+
+def is_mutating(cli_operation: str) -> bool:
+    from handson import awscli
+
+    return awscli.is_mutating("".join(p.title() for p in cli_operation.split("-")))
