@@ -377,3 +377,21 @@ def is_mutating(cli_operation: str) -> bool:
     from handson import awscli
 
     return awscli.is_mutating("".join(p.title() for p in cli_operation.split("-")))
+
+
+SDK_CHECK = """
+import boto3
+session = boto3.Session()  # AWS_PROFILE, AWS_CONFIG_FILE: nothing else
+print(session.client("sts").get_caller_identity()["Account"])
+print(session.client("ecs").describe_services(
+    cluster="my-project-dev-cluster", services=["my-project-dev-app-service"]
+)["services"][0]["runningCount"])
+"""
+
+
+def test_any_sdk_reaches_the_sandbox_through_the_profile(built) -> None:
+    # A fresh process with only the terminal's environment: boto3 reads the profile's
+    # endpoint_url and role from the kit's config file, as the AWS CLI does.
+    account, running = run(built, sys.executable, "-c", SDK_CHECK).split()
+    assert account == built["lab"].account_id
+    assert running == "2"
