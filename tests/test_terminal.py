@@ -4,6 +4,7 @@ DNS name, and ``handson logs tail``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from handson import chapters, ecs
+import handson
+from handson import chapters, ecs, loadbalancer, registry
 from handson.connection import Lab, connect
 from handson.terminal import SOURCE_PROFILE, terminal_environment
 
@@ -39,12 +41,22 @@ def built(
     home of its own: the AWS CLI caches assumed-role keys in ~/.aws/cli/cache)."""
     lab = connect("sandbox", student=STUDENT)
     pre = chapters.build_prerequisites(lab)
+    before = len(handson.show_cli(lab))  # chapters 1-6's commands come first
     chapters.deploy_chapter7(lab, pre)
+    chapter7 = handson.show_cli(lab).iloc[before:]
     outputs = dict(chapters.outputs(lab, pre).itertuples(index=False))
     terminal = terminal_environment(STUDENT)
     home = str(tmp_path_factory.mktemp("home"))
     env = terminal.apply({**os.environ, "HOME": home, "PATH": f"{BIN}:{os.environ['PATH']}"})
-    yield {"lab": lab, "outputs": outputs, "env": env, "terminal": terminal}
+    yield {
+        "lab": lab,
+        "pre": pre,
+        "outputs": outputs,
+        "env": env,
+        "terminal": terminal,
+        "chapter7": chapter7,
+        "home": home,
+    }
 
 
 def run(built: dict[str, Any], *args: str, timeout: float = 120) -> str:
@@ -342,8 +354,7 @@ def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, t
 
 
 def test_the_cli_views_read_commands_run_as_shown(built) -> None:
-    import handson
-    from handson import loadbalancer, logs
+    from handson import logs
 
     lab = built["lab"]
     ecs.show_service(lab)
@@ -395,3 +406,46 @@ def test_any_sdk_reaches_the_sandbox_through_the_profile(built) -> None:
     account, running = run(built, sys.executable, "-c", SDK_CHECK).split()
     assert account == built["lab"].account_id
     assert running == "2"
+
+
+def leaves(value: Any) -> list[str]:
+    """The strings in a dataclass of IDs and ARNs, in field order."""
+    if dataclasses.is_dataclass(value):
+        return [s for f in dataclasses.fields(value) for s in leaves(getattr(value, f.name))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in leaves(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_chapter_7s_commands_as_shown_deploy_it_in_another_account(built) -> None:
+    """The chapter's commands from show_cli, typed in another student's terminal, with
+    that student's own IDs and ARNs of chapters 1-6 (what its `terraform output` says)."""
+    lab_a: Lab = built["lab"]
+    lab_b = connect("sandbox", student="term03")
+    pre_b = chapters.build_prerequisites(lab_b)
+    ids = dict(zip(leaves(built["pre"]), leaves(pre_b), strict=True))
+    ids[lab_a.account_id] = lab_b.account_id
+    env = terminal_environment("term03").apply(
+        {**os.environ, "HOME": built["home"], "PATH": built["env"]["PATH"]}
+    )
+    pushed = False
+    typed = []
+    for step, line in built["chapter7"].itertuples(index=False):
+        if "docker" in line:  # the push: no Docker engine here, the kit pushes instead
+            if not pushed:
+                registry.push_image(lab_b)
+                pushed = True
+            continue
+        for a, b in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+            line = line.replace(a, b)
+        typed.append(step)
+        done = subprocess.run(
+            ["bash", "-c", line], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+    assert pushed
+    assert {"Register the task definition", "Create the ECS service"} <= set(typed)
+    service = ecs.wait_for_rollout(lab_b, poll=0.2, progress=lambda service: None)
+    assert service[["desired", "running"]].values.tolist() == [[2, 2]]
+    health = loadbalancer.show_target_health(lab_b)
+    assert health.state.tolist() == ["healthy", "healthy"]
