@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handson.connection import DEFAULT_REGION, check_region, check_student, sandbox_access
+from handson.exceptions import ConfigurationError
 
 __all__ = ["SOURCE_PROFILE", "TerminalEnvironment", "jupyter_lab", "terminal_environment"]
 
@@ -82,6 +83,11 @@ def terminal_environment(
     points a terminal at it. Your own ``~/.aws`` files are never read or written."""
     check_student(student)
     check_region(region)
+    if student == SOURCE_PROFILE:
+        raise ConfigurationError(
+            f"student={student!r} is the name of the kit's own source profile: pick another "
+            "name, e.g. 'student01'."
+        )
     access = sandbox_access(student)
     directory = Path(access.home) / "aws"
     directory.mkdir(parents=True, exist_ok=True)

@@ -449,3 +449,17 @@ def test_chapter_7s_commands_as_shown_deploy_it_in_another_account(built) -> Non
     assert service[["desired", "running"]].values.tolist() == [[2, 2]]
     health = loadbalancer.show_target_health(lab_b)
     assert health.state.tolist() == ["healthy", "healthy"]
+
+
+@pytest.mark.parametrize(
+    ("student", "message"),
+    [
+        ("handson-sandbox", "the name of the kit's own source profile"),
+        ("bad name", "student='bad name': use letters, digits"),
+    ],
+)
+def test_sandbox_env_refuses_a_bad_student_before_writing(student, message, sandbox_server) -> None:
+    from handson.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        terminal_environment(student)
