@@ -93,9 +93,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_output(args: argparse.Namespace) -> int:
     from handson import chapters
-    from handson.connection import connect
 
-    lab = connect(args.backend, student=args.student, region=args.region, profile=args.profile)
+    lab = _account(args)
     values = dict(chapters.outputs(lab, chapters.get_prerequisites(lab)).itertuples(index=False))
     if args.name is None:
         for name, value in values.items():
@@ -108,12 +107,10 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from handson.connection import connect
     from handson.logs import tail_log_events
 
-    lab = connect(args.backend, student=args.student, region=args.region, profile=args.profile)
     tail_log_events(
-        lab,
+        _account(args),
         args.group,
         since=args.since,
         follow=args.follow,
@@ -298,6 +295,13 @@ def _add_account_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
     command.add_argument("--profile", help="AWS profile (backend aws)")
     command.add_argument("--region", default=DEFAULT_REGION)
+
+
+def _account(args: argparse.Namespace) -> Any:
+    """The Lab of the account ``_add_account_options`` names."""
+    from handson.connection import connect
+
+    return connect(args.backend, student=args.student, region=args.region, profile=args.profile)
 
 
 def _default_student() -> str:

@@ -22,6 +22,7 @@ import json
 import os
 import shlex
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,8 @@ def terminal_environment(
     with written.open("w") as handle:
         config.write(handle)
     os.replace(written, config_file)
-    local = ",".join(dict.fromkeys([*LOCAL_HOSTS.split(","), _host(access.endpoint_url)]))
+    endpoint_host = urllib.parse.urlsplit(access.endpoint_url).hostname or ""
+    local = ",".join(dict.fromkeys([*LOCAL_HOSTS.split(","), endpoint_host]))
     variables = {
         "AWS_CONFIG_FILE": str(config_file),
         "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file),
@@ -131,10 +133,6 @@ def terminal_environment(
     return TerminalEnvironment(
         student=student, config_file=config_file, variables=variables, unset=OVERRIDING
     )
-
-
-def _host(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
 
 
 def jupyter_lab(

@@ -48,8 +48,7 @@ def hcl_value(value: Any, indent: int = 0) -> str:
     if isinstance(value, int | float):
         return json.dumps(value)
     if isinstance(value, str):
-        # ${ would start an interpolation in an HCL string: $${ is the literal.
-        return json.dumps(value).replace("${", "$${").replace("$${var.", "${var.")
+        return _string(value)
     if isinstance(value, list):
         if not value:
             return "[]"
@@ -68,8 +67,21 @@ def hcl_value(value: Any, indent: int = 0) -> str:
     raise TypeError(f"no HCL for {type(value).__name__}")
 
 
+def _string(text: str) -> str:
+    """``text`` as an HCL string literal: ``${`` and ``%{`` would start a template there,
+    ``$${`` and ``%%{`` are the literal characters."""
+    return json.dumps(text).replace("${", "$${").replace("%{", "%%{")
+
+
 def _key(key: str) -> str:
     return key if IDENTIFIER.match(key) else json.dumps(key)
+
+
+class _Nested:
+    """A block inside a block (``default_tags { ... }``), not an attribute."""
+
+    def __init__(self, body: list[tuple[str, Any]]) -> None:
+        self.body = body
 
 
 def _block(header: str, body: list[tuple[str, Any]], indent: int = 0) -> str:
@@ -87,15 +99,13 @@ def _block(header: str, body: list[tuple[str, Any]], indent: int = 0) -> str:
     return f"{pad}{header} {{\n" + "\n".join(lines) + f"\n{pad}}}"
 
 
-class _Nested:
-    def __init__(self, body: list[tuple[str, Any]]) -> None:
-        self.body = body
-
-
 def _named(lab: Lab, value: Any) -> Any:
     """Names with the series' prefix written with its variables (not ARNs or image URIs)."""
     if isinstance(value, str) and not value.startswith("arn:") and ".dkr.ecr." not in value:
-        return value.replace(lab.prefix, PREFIX_REF)
+        if lab.prefix not in value:
+            return value
+        literals = (_string(part)[1:-1] for part in value.split(lab.prefix))
+        return Expression('"' + PREFIX_REF.join(literals) + '"')
     if isinstance(value, list):
         return [_named(lab, v) for v in value]
     if isinstance(value, dict):

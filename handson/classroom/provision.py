@@ -482,7 +482,7 @@ class _StudentKernel:
                 self._reset(self.manager)
                 return self.manager
             except Exception:  # dead or hung: a new kernel instead
-                self.discard()
+                pass
         self.discard()
         self.started += 1
         # A private directory per kernel for its connection file and ipc sockets: a shared

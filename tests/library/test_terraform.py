@@ -211,3 +211,4 @@ def test_outputs_are_the_ones_the_article_reads(built) -> None:
 def test_strings_that_look_like_interpolation_stay_literal() -> None:
     assert terraform.hcl_value("cost: ${5}") == '"cost: $${5}"'
     assert hcl2.loads(f"v = {terraform.hcl_value('cost: ${5}')}")["v"] == '"cost: $${5}"'
+    assert terraform.hcl_value("%{ if x }") == '"%%{ if x }"'

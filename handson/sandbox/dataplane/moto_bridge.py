@@ -16,6 +16,7 @@ Everything else in the sandbox works with plain dicts and never imports moto.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -210,16 +211,16 @@ def _install_account_setup() -> None:
 
     AccountSpecificBackend._generate_regions = _generate_regions  # type: ignore[method-assign]
 
-    policies: list[dict[str, Any]] = []
+    @functools.cache
+    def policies() -> dict[str, Any]:
+        return dict(json.loads(iam_models.aws_managed_policies_data))
 
     def _init_aws_policies(self: Any) -> list[Any]:
         if not iam_models.load_iam_aws_managed_policies():
             return []
-        if not policies:
-            policies.append(json.loads(iam_models.aws_managed_policies_data))
         return [
             iam_models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
-            for name, data in policies[0].items()
+            for name, data in policies().items()
         ]
 
     iam_models.IAMBackend._init_aws_policies = _init_aws_policies  # type: ignore[method-assign]
