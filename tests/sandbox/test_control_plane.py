@@ -6,7 +6,7 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 from botocore.config import Config
-from world import World
+from world import EXECUTION_POLICY_ARN, World
 
 from handson import sandbox
 
@@ -148,3 +148,19 @@ def test_nat_gateways_honour_tag_filters(world: World) -> None:
 def test_missing_db_parameter_group_is_an_error(world: World) -> None:
     error = error_of(world.client("rds").describe_db_parameter_groups, DBParameterGroupName="nope")
     assert error.response["Error"]["Code"] == "DBParameterGroupNotFound"
+
+
+def test_an_aws_managed_policy_is_one_policy_counted_per_account(
+    world: World, new_account: World
+) -> None:
+    # The sandbox makes AWS's managed policies once and gives each account a copy (moto
+    # alone makes them again for every account). On AWS the policy id is the same
+    # everywhere; the attachment count is the account's own.
+    attached = world.client("iam").get_policy(PolicyArn=EXECUTION_POLICY_ARN)["Policy"]
+    fresh = new_account.client("iam").get_policy(PolicyArn=EXECUTION_POLICY_ARN)["Policy"]
+    assert attached["PolicyId"] == fresh["PolicyId"]
+    assert (attached["AttachmentCount"], fresh["AttachmentCount"]) == (1, 0)
+    assert attached["DefaultVersionId"] == fresh["DefaultVersionId"]
+    for account, roles in ((world, ["demo-dev-ecs-execution-role"]), (new_account, [])):
+        found = account.client("iam").list_entities_for_policy(PolicyArn=EXECUTION_POLICY_ARN)
+        assert [r["RoleName"] for r in found["PolicyRoles"]] == roles
