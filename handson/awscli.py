@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -24,6 +25,24 @@ def kebab(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
 
 
+@functools.cache
+def _renamed_options() -> dict[str, str]:
+    """The AWS CLI's own option renames, ``<service>.<operation or *>.<option>`` to the name
+    it takes instead: ``ec2 create-network-acl-entry`` has ``--ingress``, not ``--no-egress``."""
+    from awscli.customizations.argrename import ARGUMENT_RENAMES
+
+    return dict(ARGUMENT_RENAMES)
+
+
+def option(service: str, operation: str, name: str) -> str:
+    """``--<name>`` as the AWS CLI spells it for ``aws <service> <operation>``."""
+    renamed = _renamed_options()
+    for key in (f"{service}.{operation}.{name}", f"{service}.*.{name}", f"*.*.{name}"):
+        if key in renamed:
+            return f"--{renamed[key]}"
+    return f"--{name}"
+
+
 def command(
     service: str,
     operation: str,
@@ -34,17 +53,18 @@ def command(
 ) -> str:
     """``aws <service> <operation> --param value ...`` for one API call, with the CLI's own
     ``--query`` (JMESPath) and ``--output`` when given."""
-    parts = ["aws", CLI_NAMES.get(service, service), kebab(operation)]
+    cli_service, cli_operation = CLI_NAMES.get(service, service), kebab(operation)
+    parts = ["aws", cli_service, cli_operation]
     for key, value in params.items():
-        option = f"--{kebab(key)}"
+        flag = option(cli_service, cli_operation, kebab(key))
         if isinstance(value, bool):
-            parts.append(option if value else f"--no-{kebab(key)}")
+            parts.append(flag if value else option(cli_service, cli_operation, f"no-{kebab(key)}"))
         elif isinstance(value, str | int | float):
-            parts += [option, shlex.quote(str(value))]
+            parts += [flag, shlex.quote(str(value))]
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            parts += [option, *(shlex.quote(v) for v in value)]
+            parts += [flag, *(shlex.quote(v) for v in value)]
         else:
-            parts += [option, shlex.quote(json.dumps(value, separators=(",", ":"), default=str))]
+            parts += [flag, shlex.quote(json.dumps(value, separators=(",", ":"), default=str))]
     if query is not None:
         parts += ["--query", shlex.quote(query)]
     if output is not None:

@@ -4,10 +4,13 @@ DNS name, and ``handson logs tail``."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,8 +26,8 @@ from typing import Any
 import pytest
 
 import handson
-from handson import chapters, ecs, loadbalancer, registry
-from handson.connection import Lab, connect
+from handson import awscli, chapters, ecs, loadbalancer, registry
+from handson.connection import ApiCall, Lab, connect, sandbox_account_id
 from handson.terminal import SOURCE_PROFILE, terminal_environment
 
 STUDENT = "term01"
@@ -40,8 +43,13 @@ def built(
     """Chapter 7 built for one student, and the shell environment of its terminal (with a
     home of its own: the AWS CLI caches assumed-role keys in ~/.aws/cli/cache)."""
     lab = connect("sandbox", student=STUDENT)
+    answers: list[tuple[str, dict[str, Any]]] = []
+    # Before the lab's first client: each client copies the session's handlers.
+    lab.session.events.register("after-call", functools.partial(keep_answer, answers))
     pre = chapters.build_prerequisites(lab)
     before = len(handson.show_cli(lab))  # chapters 1-6's commands come first
+    chapter00 = handson.show_cli(lab).iloc[:before]
+    chapter00_calls = answered(lab.log.calls, answers)
     chapters.deploy_chapter7(lab, pre)
     chapter7 = handson.show_cli(lab).iloc[before:]
     outputs = dict(chapters.outputs(lab, pre).itertuples(index=False))
@@ -55,8 +63,29 @@ def built(
         "env": env,
         "terminal": terminal,
         "chapter7": chapter7,
+        "chapter00": chapter00,
+        "chapter00_calls": chapter00_calls,
         "home": home,
     }
+
+
+def keep_answer(
+    answers: list[tuple[str, dict[str, Any]]], parsed: dict[str, Any], model: Any, **_: Any
+) -> None:
+    """A botocore ``after-call`` handler: what each call answered, in order (a copy, since
+    the library may change the dict it is handed)."""
+    answer = {k: v for k, v in parsed.items() if k != "ResponseMetadata"}
+    answers.append((model.name, copy.deepcopy(answer)))
+
+
+def answered(
+    calls: list[ApiCall], answers: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[ApiCall, dict[str, Any]]]:
+    """Each logged call with its answer. One thread made them (build_prerequisites starts
+    none), so the n-th answer is the n-th call's: checked call by call."""
+    calls, answers = list(calls), list(answers)
+    assert [c.operation for c in calls] == [operation for operation, _ in answers]
+    return [(call, answer) for call, (_, answer) in zip(calls, answers, strict=True)]
 
 
 def run(built: dict[str, Any], *args: str, timeout: float = 120) -> str:
@@ -385,8 +414,6 @@ def test_the_cli_views_read_commands_run_as_shown(built) -> None:
 
 
 def is_mutating(cli_operation: str) -> bool:
-    from handson import awscli
-
     return awscli.is_mutating("".join(p.title() for p in cli_operation.split("-")))
 
 
@@ -452,6 +479,174 @@ def test_chapter_7s_commands_as_shown_deploy_it_in_another_account(built) -> Non
     running = set(ecs.show_tasks(lab_b).private_ip)
     health = loadbalancer.show_target_health(lab_b)
     assert health[health.target.isin(running)].state.tolist() == ["healthy", "healthy"]
+
+
+# A student whose account nothing else in the tests touches: empty until the test types.
+EMPTY_STUDENT = "term05"
+# The DB master password, `****` in the log (secrets are never recorded): a learner types
+# one of their own choosing (RDS refuses '/', '@', '"' and spaces).
+CHOSEN_PASSWORD = "Learner-chosen-Passw0rd"
+# What an AWS identifier looks like: an ARN, an EC2-style ID (vpc-0abc..., aclassoc-...), an
+# AWS DNS name (the ALB's, the DB's), an account ID, or an IPv4 address the account was
+# given (an Elastic IP: no command types one, but the NAT gateways' are in the outputs).
+# Only these are mapped from one account to another; other strings that differ (times,
+# as B's JSON prints them) are not.
+IDENTIFIER = re.compile(
+    r"arn:aws[\w-]*:[^\s'\"]+|\b[a-z][a-z0-9]*-[0-9a-f]{8,17}\b"
+    r"|[\w.-]+\.amazonaws\.com|\b\d{12}\b|\b(?:\d{1,3}\.){3}\d{1,3}\b(?!/)"
+)
+
+
+def strings(value: Any) -> set[str]:
+    """Every string in a parsed answer (dicts, lists and scalars)."""
+    if isinstance(value, dict):
+        return {s for v in value.values() for s in strings(v)}
+    if isinstance(value, list):
+        return {s for v in value for s in strings(v)}
+    return {value} if isinstance(value, str) else set()
+
+
+def pair_ids(a: Any, b: Any, ids: dict[str, str], where: str = "") -> None:
+    """Add to ``ids`` the identifiers in which two answers to the same call differ (account
+    A's answer, as botocore parsed it, and B's, as ``aws --output json`` printed it), place
+    by place. Times are datetimes in A's and strings in B's: not compared."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a.keys() & b.keys():
+            pair_ids(a[key], b[key], ids, f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{where}: {len(a)} items in A's answer, {len(b)} in B's"
+        for n, (x, y) in enumerate(zip(a, b, strict=True)):
+            pair_ids(x, y, ids, f"{where}[{n}]")
+    elif isinstance(a, str) and isinstance(b, str) and a != b and IDENTIFIER.fullmatch(a):
+        assert ids.setdefault(a, b) == b, f"{where}: {a} is both {ids[a]} and {b}"
+
+
+def substitute(line: str, ids: dict[str, str]) -> str:
+    """``line`` with account A's identifiers replaced by B's (the longest first, so that an
+    ARN is replaced whole before an ID inside it)."""
+    for a, b in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+        line = line.replace(a, b)
+    return line
+
+
+def lookups_to_type(calls: list[tuple[ApiCall, dict[str, Any]]], known: set[str]) -> set[int]:
+    """The library's own look-ups (read calls, not in show_cli) whose answer is the only
+    source of an identifier a later shown command uses: a learner types them too. Returns
+    their indices in ``calls``. ``known``: what the learner knows beforehand."""
+    known, lookups = set(known), set()
+    for n, (call, answer) in enumerate(calls):
+        if not call.mutating:
+            continue
+        for token in set(IDENTIFIER.findall(call.commands[0])) - known:
+            sources = [
+                m for m in range(n) if not calls[m][0].mutating and token in strings(calls[m][1])
+            ]
+            if sources:  # else a constant (a managed policy's ARN) or built from the account
+                lookups.add(sources[-1])
+        known |= strings(answer)
+    return lookups
+
+
+def test_chapter_00s_commands_as_shown_build_chapters_1_to_6_in_an_empty_account(built) -> None:
+    """Chapter 00's commands from show_cli (chapters 1-6: VPC to RDS), typed one by one in
+    an empty account's terminal, each with the IDs the earlier ones answered there, build
+    exactly what the library builds: its build_prerequisites then finds everything and
+    changes nothing."""
+    lab_a: Lab = built["lab"]
+    calls: list[tuple[ApiCall, dict[str, Any]]] = built["chapter00_calls"]
+    changes = [call for call, _ in calls if call.mutating]
+    rows = list(built["chapter00"].itertuples(index=False, name=None))
+    assert rows == [(call.step, call.commands[0]) for call in changes]  # one command each
+    assert len(rows) > 50 and not any("docker" in line for _, line in rows)  # no push here
+    assert not [call.operation for call, answer in calls if call.mutating and "Error" in answer]
+    # A's student and account become B's: the Student tag (a JSON string in the --tags and
+    # --tag-specifications), and the account in the ARNs the commands build themselves.
+    assert all(line.count(STUDENT) == line.count(f'"{STUDENT}"') for _, line in rows)
+    ids = {
+        f'"{STUDENT}"': f'"{EMPTY_STUDENT}"',
+        lab_a.account_id: sandbox_account_id(EMPTY_STUDENT),
+    }
+    lookups = lookups_to_type(calls, {lab_a.account_id})
+    env = terminal_environment(EMPTY_STUDENT).apply(
+        {**os.environ, "HOME": built["home"], "PATH": built["env"]["PATH"]}
+    )
+
+    def typed(line: str) -> Any:
+        done = subprocess.run(
+            ["bash", "-c", f"{line} --output json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    replayed: list[str] = []
+    created: dict[str, Any] = {}  # create-db-instance's parameters
+    for n, (call, answer_a) in enumerate(calls):
+        if call.mutating:
+            line = substitute(call.commands[0], ids)
+        elif n in lookups:
+            line = substitute(awscli.command(call.service, call.operation, call.params), ids)
+        else:
+            continue
+        if call.operation == "CreateDBInstance":
+            assert "--master-user-password '****'" in line
+            line = line.replace("'****'", shlex.quote(CHOSEN_PASSWORD))
+            created = call.params
+        if call.operation == "CreateSecret":
+            # The secret is the DB's connection as the tasks read it: what the learner typed
+            # in create-db-instance, and the address RDS gave the DB (a describe the learner
+            # types; paired with A's own look-up, as the address differs by account).
+            describe = (
+                "aws rds describe-db-instances --db-instance-identifier "
+                f"{created['DBInstanceIdentifier']} --query 'DBInstances[0]'"
+            )
+            db_b = typed(describe)
+            replayed.append(describe)
+            db_a = next(
+                answer["DBInstances"][0]
+                for c, answer in reversed(calls[:n])
+                if c.operation == "DescribeDBInstances" and answer.get("DBInstances")
+            )
+            pair_ids(db_a, db_b, ids)
+            value = {
+                "username": created["MasterUsername"],
+                "password": CHOSEN_PASSWORD,
+                "engine": created["Engine"],
+                "host": db_b["Endpoint"]["Address"],
+                "port": db_b["Endpoint"]["Port"],
+                "dbname": created["DBName"],
+            }
+            assert "--secret-string '****'" in line
+            line = line.replace("'****'", shlex.quote(json.dumps(value)))
+        assert "****" not in line
+        pair_ids(answer_a, typed(line), ids)
+        replayed.append(line)
+    assert len(replayed) == len(rows) + len(lookups) + 1
+    # The one look-up typed: the subnets' associations with the VPC's default network ACL,
+    # which replace-network-acl-association names (show_cli lists only the changes).
+    assert [calls[n][0].operation for n in sorted(lookups)] == ["DescribeNetworkAcls"]
+    # The library, in B: every ensure_* finds what the commands built, and changes nothing.
+    lab_b = connect("sandbox", student=EMPTY_STUDENT)
+    assert lab_b.account_id == sandbox_account_id(EMPTY_STUDENT)
+    pre_b = chapters.build_prerequisites(lab_b)
+    changed = [f"{c.step}: {c.commands[0]}" for c in lab_b.log.mutating()]
+    assert not changed, "the library still changed:\n" + "\n".join(changed)
+    assert [substitute(s, ids) for s in leaves(built["pre"])] == leaves(pre_b)
+    outputs_b = dict(chapters.outputs(lab_b, pre_b).itertuples(index=False))
+    assert outputs_b == {k: substitute(built["outputs"][k], ids) for k in outputs_b}
+
+
+def test_commands_spell_options_as_the_aws_cli_names_them() -> None:
+    # The CLI renames some options: `--no-egress` is `--ingress` (ec2), and the ECS one.
+    entry = {"NetworkAclId": "acl-1", "RuleNumber": 100, "Egress": False}
+    assert awscli.command("ec2", "CreateNetworkAclEntry", entry).split()[-1] == "--ingress"
+    assert awscli.command("ec2", "CreateNetworkAclEntry", {**entry, "Egress": True}).endswith(
+        " --egress"
+    )
+    assert awscli.command("ecs", "CreateService", {"enableExecuteCommand": False}) == (
+        "aws ecs create-service --disable-execute-command"
+    )
+    assert awscli.command("rds", "CreateDBInstance", {"MultiAZ": False}).endswith(" --no-multi-az")
 
 
 @pytest.mark.parametrize(
