@@ -17,7 +17,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -113,10 +113,23 @@ class CallLog:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "****" if k in SECRET_FIELDS else _redact(v) for k, v in value.items()}
+        return {k: _redact_field(k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
+
+
+def _redact_field(key: str, value: Any) -> Any:
+    """A secret field as ``****``; a JSON secret (the DB's connection) keeps its shape, so
+    that its command shows what to type: only the fields that are secret are masked."""
+    if key not in SECRET_FIELDS:
+        return _redact(value)
+    if key == "SecretString" and isinstance(value, str):
+        with suppress(ValueError):
+            fields = json.loads(value)
+            if isinstance(fields, dict):
+                return json.dumps(_redact(fields))
+    return "****"
 
 
 class Lab:

@@ -483,8 +483,8 @@ def test_chapter_7s_commands_as_shown_deploy_it_in_another_account(built) -> Non
 
 # A student whose account nothing else in the tests touches: empty until the test types.
 EMPTY_STUDENT = "term05"
-# The DB master password, `****` in the log (secrets are never recorded): a learner types
-# one of their own choosing (RDS refuses '/', '@', '"' and spaces).
+# The DB master password, `****` in the log and in the secret's JSON (secrets are never
+# recorded): a learner types one of their own choosing (RDS refuses '/', '@', '"', spaces).
 CHOSEN_PASSWORD = "Learner-chosen-Passw0rd"
 # What an AWS identifier looks like: an ARN, an EC2-style ID (vpc-0abc..., aclassoc-...), an
 # AWS DNS name (the ALB's, the DB's), an account ID, or an IPv4 address the account was
@@ -593,9 +593,9 @@ def test_chapter_00s_commands_as_shown_build_chapters_1_to_6_in_an_empty_account
             line = line.replace("'****'", shlex.quote(CHOSEN_PASSWORD))
             created = call.params
         if call.operation == "CreateSecret":
-            # The secret is the DB's connection as the tasks read it: what the learner typed
-            # in create-db-instance, and the address RDS gave the DB (a describe the learner
-            # types; paired with A's own look-up, as the address differs by account).
+            # The secret is the DB's connection as the tasks read it, its password masked
+            # in the view: the learner's own, and the address RDS gave the DB there (a
+            # describe the learner types; paired with A's own look-up of the DB).
             describe = (
                 "aws rds describe-db-instances --db-instance-identifier "
                 f"{created['DBInstanceIdentifier']} --query 'DBInstances[0]'"
@@ -608,16 +608,10 @@ def test_chapter_00s_commands_as_shown_build_chapters_1_to_6_in_an_empty_account
                 if c.operation == "DescribeDBInstances" and answer.get("DBInstances")
             )
             pair_ids(db_a, db_b, ids)
-            value = {
-                "username": created["MasterUsername"],
-                "password": CHOSEN_PASSWORD,
-                "engine": created["Engine"],
-                "host": db_b["Endpoint"]["Address"],
-                "port": db_b["Endpoint"]["Port"],
-                "dbname": created["DBName"],
-            }
-            assert "--secret-string '****'" in line
-            line = line.replace("'****'", shlex.quote(json.dumps(value)))
+            line = substitute(call.commands[0], ids)
+            assert '"password": "****"' in line
+            line = line.replace('"password": "****"', f'"password": "{CHOSEN_PASSWORD}"')
+            assert db_b["Endpoint"]["Address"] in line
         assert "****" not in line
         pair_ids(answer_a, typed(line), ids)
         replayed.append(line)

@@ -172,6 +172,9 @@ def test_half_made_run_sets_a_new_password_and_creates_the_secret(lab, network) 
     assert changes[0].params["MasterUserPassword"] == "****"
     assert changes[0].params["ApplyImmediately"] is True
     stored = _secret(lab)
+    # The CLI view shows the secret's fields, what to type, with only the password masked.
+    shown = json.loads(changes[1].params["SecretString"])
+    assert shown == {**stored, "password": "****"}
     assert stored["password"] != old
     assert len(stored["password"]) == 32
     assert stored["host"] == db.address
