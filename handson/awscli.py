@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import functools
+import importlib.util
 import json
 import re
 import shlex
+from pathlib import Path
 from typing import Any
 
 # Operations that only read: everything else changes something in the account.
@@ -28,10 +31,23 @@ def kebab(name: str) -> str:
 @functools.cache
 def _renamed_options() -> dict[str, str]:
     """The AWS CLI's own option renames, ``<service>.<operation or *>.<option>`` to the name
-    it takes instead: ``ec2 create-network-acl-entry`` has ``--ingress``, not ``--no-egress``."""
-    from awscli.customizations.argrename import ARGUMENT_RENAMES
+    it takes instead: ``ec2 create-network-acl-entry`` has ``--ingress``, not ``--no-egress``.
 
-    return dict(ARGUMENT_RENAMES)
+    Read from the installed CLI's ``customizations/argrename.py`` as data: importing the
+    ``awscli`` package would set ``AWS_DATA_PATH`` in this process, which changes how
+    boto3 reads profiles in the learner's kernel.
+    """
+    spec = importlib.util.find_spec("awscli")  # finds the package without running it
+    if spec is None or spec.origin is None:
+        return {}
+    source = Path(spec.origin).parent / "customizations" / "argrename.py"
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "ARGUMENT_RENAMES"
+            for target in node.targets
+        ):
+            return dict(ast.literal_eval(node.value))
+    return {}
 
 
 def option(service: str, operation: str, name: str) -> str:

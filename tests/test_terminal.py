@@ -643,6 +643,21 @@ def test_commands_spell_options_as_the_aws_cli_names_them() -> None:
     assert awscli.command("rds", "CreateDBInstance", {"MultiAZ": False}).endswith(" --no-multi-az")
 
 
+def test_rendering_a_command_leaves_the_process_as_it_was() -> None:
+    # Importing the awscli package sets AWS_DATA_PATH, which changes how boto3 reads
+    # profiles in the learner's kernel: the renames are read from its source instead.
+    check = (
+        "import os, sys; from handson import awscli; "
+        "line = awscli.command('ec2', 'CreateNetworkAclEntry', {'Egress': False}); "
+        "print(line.split()[-1], 'awscli' in sys.modules, 'AWS_DATA_PATH' in os.environ)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AWS_DATA_PATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["--ingress", "False", "False"]
+
+
 @pytest.mark.parametrize(
     ("student", "message"),
     [
