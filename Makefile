@@ -19,7 +19,7 @@ course: $(STAMP)
 
 ## The whole test suite, notebooks (nbval) included.
 test: $(STAMP)
-	$(PY) -m ruff check handson tests app benchmarks conftest.py
+	$(PY) -m ruff check handson tests app benchmarks tools conftest.py
 	$(PY) -m pytest
 
 ## JupyterLab on the notebooks, with the sandbox running and its terminals set up for it
@@ -29,15 +29,15 @@ lab: $(STAMP)
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)
-	$(PY) -m handson outputs --notebooks 00,07,99,instructor,solutions
+	$(PY) tools/refresh_outputs.py 00,07,99,instructor,solutions
 
 ## Write exercises/*.ipynb from solutions/*.ipynb (answers become stubs, outputs cleared).
 exercises: $(STAMP)
 	$(PY) -m handson.exercises
 
 lint: $(STAMP)
-	$(PY) -m ruff check handson tests app benchmarks conftest.py
-	$(PY) -m ruff format --check handson tests app benchmarks conftest.py
+	$(PY) -m ruff check handson tests app benchmarks tools conftest.py
+	$(PY) -m ruff format --check handson tests app benchmarks tools conftest.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/sandbox_bench.py

@@ -140,14 +140,6 @@ def cmd_course(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_outputs(args: argparse.Namespace) -> int:
-    from handson import course
-
-    for path in course.refresh_outputs(args.notebooks.split(",")):
-        print(f"refreshed {path}")
-    return 0
-
-
 def _print_table(table: Any) -> None:
     print(table.to_string(index=False) if not table.empty else "(none)")
 
@@ -256,11 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
     run.add_argument("--out", type=Path, default=Path("runs"))
     run.set_defaults(func=cmd_course)
-    outputs = commands.add_parser(
-        "outputs", help="re-execute the notebooks in place on a fresh sandbox (committed outputs)"
-    )
-    outputs.add_argument("--notebooks", default="00,07,99,instructor")
-    outputs.set_defaults(func=cmd_outputs)
     lab = commands.add_parser("lab", help="JupyterLab whose terminals talk to the sandbox")
     lab.add_argument("--student", default=_default_student())
     lab.add_argument(

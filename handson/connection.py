@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.loaders
@@ -36,6 +36,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from handson import awscli
 from handson.exceptions import AwsError, ConfigurationError
+
+if TYPE_CHECKING:
+    from handson.sandbox import SandboxStatus
 
 Backend = Literal["sandbox", "aws"]
 DEFAULT_REGION = "ap-northeast-1"
@@ -549,16 +552,31 @@ class SandboxAccess:
     secret_key: str = SANDBOX_KEY
 
 
-def sandbox_access(student: str) -> SandboxAccess:
-    """Start the sandbox if it is not running (a note about a dead or replaced one is
-    shown as a warning) and say how to reach it as ``student``."""
+def prepare_backend(backend: Backend) -> None:
+    """Have ``backend`` ready before many processes connect() at once (a class): the
+    sandbox is started here if it is not running, once, so that it is no student kernel's
+    child and the kernels do not queue on its start lock. Real AWS needs nothing."""
+    if backend == "sandbox":
+        _started_sandbox()
+
+
+def _started_sandbox() -> SandboxStatus:
+    """The sandbox's status, started if it was not running (a note about a dead or
+    replaced one is shown as a warning)."""
     import warnings
 
     from handson import sandbox
 
     status = sandbox.start()
     if status.note:
-        warnings.warn(status.note, stacklevel=3)
+        warnings.warn(status.note, stacklevel=4)
+    return status
+
+
+def sandbox_access(student: str) -> SandboxAccess:
+    """Start the sandbox if it is not running (a note about a dead or replaced one is
+    shown as a warning) and say how to reach it as ``student``."""
+    status = _started_sandbox()
     return SandboxAccess(
         endpoint_url=str(status.endpoint_url),
         alb_proxy_url=str(status.alb_proxy_url),
@@ -639,7 +657,7 @@ def _unknown_profile(name: str) -> ConfigurationError:
 
 def _caller_arn(base: boto3.Session, profile: str | None) -> str:
     """Who the credentials are (GetCallerIdentity), or the kit's error if AWS refuses them."""
-    from handson.errors import aws_errors, translate
+    from handson.aws_errors import aws_errors, translate
 
     try:
         with aws_errors("GetCallerIdentity"):
@@ -686,7 +704,7 @@ def _assume(
 ) -> boto3.Session:
     """A session in the role's account whose credentials botocore renews (AssumeRole again)
     shortly before they expire, as it does for a profile's ``role_arn``."""
-    from handson.errors import aws_errors, translate
+    from handson.aws_errors import aws_errors, translate
 
     sts = _sts_client(base, endpoint)
     refresh = create_assume_role_refresher(

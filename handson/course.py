@@ -7,7 +7,6 @@ student.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -119,72 +118,3 @@ def summary(*, student: str = "student01", backend: str = "sandbox") -> list[tup
         ("ALB target health", loadbalancer.show_target_health(lab)),
         ("Latest app log events", logs.show_log_events(lab, limit=10)),
     ]
-
-
-def refresh_outputs(keys: Sequence[str]) -> list[Path]:
-    """Re-execute notebooks in place on a fresh, private sandbox so that the committed
-    outputs are current (``make outputs``). The sandbox is seeded, and what still varies
-    between runs (times, ports) is normalised with notebooks/sanitize.cfg before writing,
-    so running it twice gives no diff.
-    """
-    import nbformat
-    from nbclient import NotebookClient
-
-    from handson import sandbox
-
-    done = []
-    prepared = False
-    with sandbox.private(seed=7):
-        for key in expand_keys(keys):
-            path = notebook_path(key)
-            if path.parent == SOLUTIONS_DIR and not prepared:
-                prepare_solutions()  # as nbval does before the first solution (conftest.py)
-                prepared = True
-            notebook = nbformat.read(path, as_version=4)
-            NotebookClient(
-                notebook,
-                timeout=1800,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(path.parent)}},
-                record_timing=False,
-            ).execute()
-            nbformat.write(normalise(notebook, sanitize_rules()), path)
-            done.append(path)
-    return done
-
-
-def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> list[tuple[re.Pattern[str], str]]:
-    """The regex/replace pairs of nbval's sanitize file (``[section]`` lines are comments)."""
-    rules: list[tuple[re.Pattern[str], str]] = []
-    pattern: str | None = None
-    for line in path.read_text().splitlines():
-        if line.startswith("regex:"):
-            pattern = line.removeprefix("regex:").strip()
-        elif line.startswith("replace:") and pattern is not None:
-            rules.append((re.compile(pattern), line.removeprefix("replace:").strip()))
-            pattern = None
-    return rules
-
-
-def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
-    """Outputs with what varies between runs replaced, as nbval compares them: sanitize
-    rules on text, fixed ipywidgets model ids, no widget state in the metadata."""
-
-    def clean(text: Any) -> Any:
-        if isinstance(text, list):
-            text = "".join(text)
-        for pattern, replacement in rules:
-            text = pattern.sub(replacement, text)
-        return text
-
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if "text" in output:
-                output["text"] = clean(output["text"])
-            for mime, value in output.get("data", {}).items():
-                if mime.startswith("text/"):
-                    output["data"][mime] = clean(value)
-                elif mime == "application/vnd.jupyter.widget-view+json":
-                    value["model_id"] = "widget"
-    notebook.metadata.pop("widgets", None)
-    return notebook

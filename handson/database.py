@@ -15,8 +15,8 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from handson import secrets, waiting
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError
 
 __all__ = [

@@ -19,8 +19,8 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from handson import awscli, fargate, waiting
+from handson.aws_errors import step, stop_hint
 from handson.connection import Lab
-from handson.errors import step, stop_hint
 from handson.exceptions import (
     ConfigurationError,
     DeploymentError,

@@ -47,8 +47,8 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from handson import database, ecs, iam, loadbalancer, network, registry
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import (
     ConfigurationError,
     DeploymentError,

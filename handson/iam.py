@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError
 
 __all__ = [

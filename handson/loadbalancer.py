@@ -20,8 +20,8 @@ import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
 from handson import awscli, waiting
+from handson.aws_errors import step
 from handson.connection import HttpResponse, Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Any, Final
 import pandas as pd
 
 from handson import awscli
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError
 
 __all__ = [

@@ -19,8 +19,8 @@ import pandas as pd
 from botocore.exceptions import WaiterError
 
 from handson import pricing, waiting
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import AwsError, NotFoundError, WaitTimeoutError
 
 __all__ = [

@@ -22,10 +22,10 @@ from typing import Any
 import pandas as pd
 import sh
 
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError, DockerError, HandsonError
-from handson.sandbox.config import load_config
+from handson.home import kit_home
 from handson.sandbox.dataplane.images import (
     OCI_MANIFEST_MEDIA_TYPE,
     build_manifest,
@@ -300,7 +300,7 @@ def show_images(lab: Lab) -> pd.DataFrame:
 def apps_dir(lab: Lab) -> Path:
     """Where the learner's copies of the app live: ``$HANDSON_HOME/apps/<student>/<P-E>``
     (``~/.handson`` by default), outside the kit's git repository."""
-    return load_config().home / "apps" / lab.student / lab.prefix
+    return kit_home() / "apps" / lab.student / lab.prefix
 
 
 def copy_app(lab: Lab, name: str = "v2") -> Path:

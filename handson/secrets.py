@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from handson.aws_errors import step
 from handson.connection import Lab
-from handson.errors import step
 from handson.exceptions import ConfigurationError
 
 __all__ = [

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from handson import database, ecs, iam, loadbalancer, logs, network, registry
+from handson.aws_errors import aws_errors
 from handson.connection import Lab
-from handson.errors import aws_errors
 
 STEPS: list[tuple[str, Callable[[Lab], None]]] = [
     ("ECS service", ecs.delete_service),

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from handson.aws_errors import translate
 from handson.connection import Lab
-from handson.errors import translate
 from handson.exceptions import ConfigurationError, HandsonError
 
 COLUMNS = ["criterion", "passed", "saw", "hint"]

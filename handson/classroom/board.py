@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 
 from handson import ecs, loadbalancer, network, pricing
+from handson.aws_errors import step
 from handson.classroom.grade import check_names, grade_lab, score
 from handson.classroom.parallel import each_student, error_text
 from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import Lab, connect
-from handson.errors import step
 from handson.exceptions import ConfigurationError, NotFoundError
 
 __all__ = ["COLUMNS", "status", "student_status"]

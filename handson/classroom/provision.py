@@ -42,6 +42,7 @@ from handson.classroom.roster import (
     check_backend,
     notebook_parameter_defaults,
 )
+from handson.connection import prepare_backend
 from handson.course import KERNEL_OPTIONS, NOTEBOOK_DIR, notebook_path
 from handson.exceptions import ConfigurationError
 
@@ -156,11 +157,8 @@ def provision(
     out.mkdir(parents=True, exist_ok=True)
     done = {s.student for s in roster if resume and is_done(out / s.student, keys)}
     pending = Roster(roster.path, tuple(s for s in roster if s.student not in done))
-    if backend == "sandbox" and pending.students:
-        from handson import sandbox
-
-        # Once, here: workers that all find it stopped would queue on its start lock.
-        sandbox.start()
+    if pending.students:
+        prepare_backend(backend)  # once, here, not in every student's kernel
     environ = dict(os.environ)
     jobs = {}
     for student in pending:

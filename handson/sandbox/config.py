@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from handson.exceptions import SandboxError
+from handson.home import kit_home
 
 DEFAULT_PORT = 5454
 DEFAULT_ALB_PORT = 5455
@@ -92,7 +93,7 @@ def loopback_setting(env: Mapping[str, str] | None = None) -> str:
 def load_config(**overrides: object) -> SandboxConfig:
     """Build the settings from the environment, then apply explicit overrides."""
     env = os.environ
-    home = Path(env.get("HANDSON_HOME") or Path.home() / ".handson").expanduser()
+    home = kit_home()
     seed = env.get("HANDSON_SANDBOX_SEED")
     control = env.get("HANDSON_SANDBOX_CONTROL_SPEED")
     config = SandboxConfig(
