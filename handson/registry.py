@@ -3,7 +3,7 @@
 On real AWS the image is built and pushed with Docker, as the ECR console's "View push
 commands" shows (login, build, tag, push). The sandbox has no Docker: there the same step
 records the build context as an OCI manifest with ``ecr.put_image`` and the sandbox runs
-the context in place (see ``handson.sandbox.dataplane.images``).
+the context in place (see ``handson.image_format``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, DockerError, HandsonError
 from handson.home import kit_home
-from handson.sandbox.dataplane.images import (
+from handson.image_format import (
     OCI_MANIFEST_MEDIA_TYPE,
     build_manifest,
     image_digest,

@@ -35,6 +35,7 @@ from handson.awscli import is_mutating  # noqa: E402
 from handson.sandbox.config import LOOPBACK_MODES  # noqa: E402
 from handson.sandbox.dataplane import moto_bridge  # noqa: E402
 from handson.sandbox.dataplane.engine import DataPlane  # noqa: E402
+from handson.sandbox.dataplane.moto_bridge import hooks as moto_hooks  # noqa: E402
 
 log = logging.getLogger("handson.sandbox")
 
@@ -252,6 +253,9 @@ def serve(
     holder["server"] = server
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: threading.Thread(target=shutdown, daemon=True).start())
+    # moto's hooked operations call this data plane from now on (installed before the
+    # server serves, as the hooks expect).
+    moto_hooks.install(plane)
     plane.start()
     log.info(
         "sandbox listening on http://127.0.0.1:%d (ALBs on port %d, loopback mode %s)",

@@ -18,6 +18,12 @@ import pytest
 
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, DockerError, NotFoundError
+from handson.image_format import (
+    OCI_MANIFEST_MEDIA_TYPE,
+    build_manifest,
+    image_digest,
+    parse_dockerfile,
+)
 from handson.registry import (
     APP_DIR,
     PULL_ACTIONS,
@@ -30,12 +36,6 @@ from handson.registry import (
     push_commands,
     push_image,
     show_images,
-)
-from handson.sandbox.dataplane.images import (
-    OCI_MANIFEST_MEDIA_TYPE,
-    build_manifest,
-    image_digest,
-    parse_dockerfile,
 )
 
 FAKE_DOCKER_DIR = Path(__file__).parent / "fake_docker"

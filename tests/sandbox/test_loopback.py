@@ -21,8 +21,8 @@ from world import APP_DIR, World
 
 from handson import sandbox
 from handson.exceptions import SandboxError
+from handson.image_format import parse_dockerfile
 from handson.sandbox.config import SandboxConfig, load_config, private_config
-from handson.sandbox.dataplane.images import parse_dockerfile
 from handson.sandbox.dataplane.runtime import loopback_mode
 
 

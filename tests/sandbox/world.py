@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from handson.sandbox.dataplane.images import build_manifest, image_digest, parse_dockerfile
+from handson.image_format import build_manifest, image_digest, parse_dockerfile
 
 REGION = "ap-northeast-1"
 APP_DIR = Path(__file__).resolve().parents[2] / "app"

@@ -1,9 +1,9 @@
 """The data plane: what moto does not do, over every account and region.
 
-``DataPlane`` answers the hooked API operations (see ``moto_bridge``) and runs the
-reconcile loop: task lifecycles, the service scheduler, ALB health checks, log
-shipping. One re-entrant lock guards all state; API requests hold it too, so each
-request sees the data plane between two ticks.
+``DataPlane`` answers the hooked API operations (see ``moto_bridge.hooks``, which the
+server installs for it) and runs the reconcile loop: task lifecycles, the service
+scheduler, ALB health checks, log shipping. One re-entrant lock guards all state; API
+requests hold it too, so each request sees the data plane between two ticks.
 """
 
 from __future__ import annotations
@@ -112,7 +112,6 @@ class DataPlane:
     # ------------------------------------------------------------------ running
 
     def start(self) -> None:
-        moto_bridge.install(self)
         self.proxy.start()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()

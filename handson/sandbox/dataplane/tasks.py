@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handson.sandbox.dataplane import images, memory, moto_bridge, secrets
+from handson import image_format as images
+from handson.sandbox.dataplane import memory, moto_bridge, secrets
 from handson.sandbox.dataplane.clock import Clock
 from handson.sandbox.dataplane.firewall import AWS_SERVICE_IP, Endpoint, Firewall, logged
 from handson.sandbox.dataplane.health import ContainerCheck, run_container_check

@@ -1,4 +1,5 @@
-"""Docker-free container images for the sandbox.
+"""The kit's Docker-free container image format, shared by both sides: the library's push
+(``handson.registry``, on the sandbox) writes it, the sandbox's data plane reads it back.
 
 Without Docker there is nothing to build or pull. An "image" is an OCI image manifest whose
 annotations say where the build context lives and what its Dockerfile configures (CMD,

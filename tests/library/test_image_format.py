@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from handson.sandbox.dataplane.images import (
+from handson.image_format import (
     ANNOTATION_CONFIG,
     ANNOTATION_CONTEXT,
     OCI_MANIFEST_MEDIA_TYPE,
