@@ -1,18 +1,28 @@
-"""The series' chapters 1-6 in one go: what chapter 7 (the course) assumes exists.
+"""The series' chapters, each declared once: what notebook 00 builds for it, its notebook,
+what teardown deletes for it and where its leftovers are looked up.
 
-Each step is idempotent, so running this again for the same student changes nothing.
+:func:`build_prerequisites` runs chapters 1-6's builds in order (what chapter 7, the
+course, assumes exists); :func:`handson.teardown.teardown` runs the chapters' deletes in
+reverse. Each step is idempotent, so running either again changes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from handson import database, ecs, iam, loadbalancer, logs, network, registry
+from handson import database, ecs, iam, loadbalancer, logs, network, registry, secrets
 from handson.connection import Lab
 from handson.exceptions import NotFoundError
+
+# What the builds have made so far, by name: the fields of Prerequisites.
+Built = dict[str, Any]
+Leftovers = Callable[[Lab], list[tuple[str, str, str]]]
+# The seed article's chapter: the course. The chapters before it are its prerequisites.
+COURSE = "07"
 
 
 @dataclass(frozen=True)
@@ -29,30 +39,119 @@ class Prerequisites:
     database: database.Database
 
 
-def build_prerequisites(lab: Lab, *, enable_nat_gateway: bool = True) -> Prerequisites:
-    """Build chapters 1-6 for the student: network (+ NAT when enabled), ALB, ECS cluster,
-    IAM roles, ECR repository, log group, RDS PostgreSQL and its secret. Idempotent."""
-    net = network.ensure_network(lab, enable_nat_gateway=enable_nat_gateway)
-    alb = loadbalancer.ensure_alb(
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of the series, declared once."""
+
+    key: str
+    title: str
+    # What notebook 00 runs for it, given what the chapters before it built (None: built
+    # with another chapter, or by its own notebook).
+    build: Callable[[Lab, Built, bool], None] | None = None
+    notebook: str | None = None  # its lesson in notebooks/, if it has one
+    # What teardown deletes for it, in order (label, step); chapters go in reverse.
+    deletes: tuple[tuple[str, Callable[[Lab], None]], ...] = ()
+    # The look-ups of what its modules tagged, for teardown.leftovers.
+    leftovers: tuple[Leftovers, ...] = field(default=())
+
+
+def _build_network(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
+    built["network"] = network.ensure_network(lab, enable_nat_gateway=enable_nat_gateway)
+
+
+def _build_alb(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
+    net = built["network"]
+    built["alb"] = loadbalancer.ensure_alb(
         lab,
         vpc_id=net.vpc_id,
         subnet_ids=list(net.public_subnet_ids),
         security_group_id=net.alb_security_group_id,
     )
-    cluster = ecs.ensure_cluster(lab)
-    log_group = logs.ensure_log_group(lab)
-    execution_role = iam.ensure_execution_role(lab)
-    repository = registry.ensure_repository(lab)
-    registry.ensure_repository_policy(lab, execution_role_arn=execution_role)
-    db = database.ensure_database(
+
+
+def _build_ecs_ecr_iam(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
+    built["cluster_arn"] = ecs.ensure_cluster(lab)
+    built["log_group"] = logs.ensure_log_group(lab)
+    built["execution_role_arn"] = iam.ensure_execution_role(lab)
+    built["repository"] = registry.ensure_repository(lab)
+    registry.ensure_repository_policy(lab, execution_role_arn=built["execution_role_arn"])
+
+
+def _build_database(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
+    net = built["network"]
+    built["database"] = db = database.ensure_database(
         lab,
         private_subnet_ids=list(net.private_subnet_ids),
         security_group_id=net.rds_security_group_id,
     )
-    task_role = iam.ensure_task_role(
-        lab, log_group_arn=_log_group_arn(lab, log_group), secret_arn=db.secret_arn
+    # Chapter 4's task role, made here: its policy names this chapter's secret.
+    log_group_arn = _log_group_arn(lab, built["log_group"])
+    built["task_role_arn"] = iam.ensure_task_role(
+        lab, log_group_arn=log_group_arn, secret_arn=db.secret_arn
     )
-    return Prerequisites(net, alb, cluster, execution_role, task_role, repository, log_group, db)
+
+
+CHAPTERS: tuple[Chapter, ...] = (
+    Chapter(
+        "01",
+        "VPC network",
+        build=_build_network,  # chapter 2's security groups, NACLs and NAT too
+        deletes=(("VPC network (NAT, subnets, ...)", network.delete_network),),
+        leftovers=(network.leftovers,),
+    ),
+    Chapter("02", "security + NAT"),
+    Chapter(
+        "03",
+        "ALB",
+        build=_build_alb,
+        deletes=(("ALB, listener, target group", loadbalancer.delete_alb),),
+        leftovers=(loadbalancer.leftovers,),
+    ),
+    Chapter(
+        "04",
+        "ECS + IAM",
+        build=_build_ecs_ecr_iam,
+        deletes=(
+            ("ECS cluster", ecs.delete_cluster),
+            ("ECR repository", registry.delete_repository),
+            ("CloudWatch log group", logs.delete_log_group),
+            ("IAM roles", iam.delete_roles),
+        ),
+        leftovers=(ecs.leftovers, registry.leftovers, logs.leftovers, iam.leftovers),
+    ),
+    Chapter(
+        "05",
+        "RDS",
+        build=_build_database,
+        deletes=(("RDS database and its secret", database.delete_database),),
+        leftovers=(database.leftovers, secrets.leftovers),
+    ),
+    Chapter("06", "image"),  # pushed by chapter 7's first step
+    Chapter(
+        "07",
+        "ECS task definition and service",
+        notebook="07_ecs_task_definition_and_service.ipynb",
+        deletes=(
+            ("ECS service", ecs.delete_service),
+            ("ECS task definitions", ecs.delete_task_definitions),
+        ),
+    ),
+)
+
+
+def chapter_notebooks() -> dict[str, str]:
+    """The chapters' lessons in notebooks/, by chapter key."""
+    return {c.key: c.notebook for c in CHAPTERS if c.notebook is not None}
+
+
+def build_prerequisites(lab: Lab, *, enable_nat_gateway: bool = True) -> Prerequisites:
+    """Build chapters 1-6 for the student: network (+ NAT when enabled), ALB, ECS cluster,
+    IAM roles, ECR repository, log group, RDS PostgreSQL and its secret. Idempotent."""
+    built: Built = {}
+    for chapter in CHAPTERS:
+        if chapter.key < COURSE and chapter.build is not None:
+            chapter.build(lab, built, enable_nat_gateway)
+    return Prerequisites(**built)
 
 
 def get_prerequisites(lab: Lab) -> Prerequisites:

@@ -11,18 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from handson.chapters import chapter_notebooks
 from handson.exceptions import ConfigurationError, HandsonError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 SOLUTIONS_DIR = ROOT / "solutions"
+# Notebook 00 builds chapters 1-6; the chapters' own lessons come from their declarations.
 NOTEBOOKS = {
     "00": "00_setup.ipynb",
-    "07": "07_ecs_task_definition_and_service.ipynb",
+    **chapter_notebooks(),
     "99": "99_teardown.ipynb",
     "instructor": "instructor.ipynb",
 }
-# papermill's default graceful kernel shutdown can stall for seconds (tooling-notes.md).
+# papermill's default graceful kernel shutdown can stall for seconds (docs/sandbox.md,
+# "Tooling: what moto, papermill, nbval and pgserver do").
 KERNEL_OPTIONS = {"shutdown_kernel": "immediate"}
 
 

@@ -386,3 +386,28 @@ def delete_database(lab: Lab) -> None:
     ):
         rds.delete_db_subnet_group(DBSubnetGroupName=subnet_group)
     secrets.delete_db_secret(lab)
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the DB instance, its subnet
+    group and parameter group, as (service, kind, id) rows for teardown.leftovers."""
+    rds = lab.client("rds")
+    found: list[tuple[str, str, str]] = [
+        ("rds", "db instance", db["DBInstanceIdentifier"])
+        for db in rds.describe_db_instances()["DBInstances"]
+        if lab.owns(db.get("TagList"))
+    ]
+    groups = [
+        ("db subnet group", rds.describe_db_subnet_groups()["DBSubnetGroups"], "DBSubnetGroup"),
+        (
+            "db parameter group",
+            rds.describe_db_parameter_groups()["DBParameterGroups"],
+            "DBParameterGroup",
+        ),
+    ]
+    for kind, items, key in groups:
+        for group in items:
+            tags = rds.list_tags_for_resource(ResourceName=group[f"{key}Arn"])["TagList"]
+            if lab.owns(tags):
+                found.append(("rds", kind, group[f"{key}Name"]))
+    return found

@@ -1099,3 +1099,23 @@ def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
         )
     )
     return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the cluster (while ACTIVE),
+    its services and the ACTIVE task definitions, as (service, kind, id) rows for
+    teardown.leftovers."""
+    ecs_client = lab.client("ecs")
+    found: list[tuple[str, str, str]] = []
+    for arn in ecs_client.list_clusters()["clusterArns"]:
+        cluster = ecs_client.describe_clusters(clusters=[arn], include=["TAGS"])["clusters"][0]
+        if cluster["status"] != "ACTIVE" or not lab.owns(
+            cluster.get("tags"), key="key", value="value"
+        ):
+            continue
+        found.append(("ecs", "cluster", arn))
+        for service_arn in ecs_client.list_services(cluster=arn)["serviceArns"]:
+            found.append(("ecs", "service", service_arn))
+    families = ecs_client.list_task_definitions(familyPrefix=lab.name("app"), status="ACTIVE")
+    found += [("ecs", "task definition", a) for a in families["taskDefinitionArns"]]
+    return found

@@ -268,3 +268,17 @@ def delete_roles(lab: Lab) -> None:
         for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
             iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
         iam.delete_role(RoleName=name)
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the IAM roles, as
+    (service, kind, id) rows for teardown.leftovers."""
+    client = lab.client("iam")
+    found: list[tuple[str, str, str]] = []
+    for role in client.list_roles()["Roles"]:
+        if not role["RoleName"].startswith(lab.prefix):
+            continue
+        tags = client.list_role_tags(RoleName=role["RoleName"])["Tags"]
+        if lab.owns(tags):
+            found.append(("iam", "role", role["RoleName"]))
+    return found

@@ -716,3 +716,26 @@ def delete_alb(lab: Lab) -> None:
             if _error_code(error) != "ResourceInUse" or attempt == TG_DELETE_ATTEMPTS:
                 raise
             time.sleep(TG_DELETE_PAUSE)
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the load balancer and target group, as
+    (service, kind, id) rows for teardown.leftovers."""
+    elb = lab.client("elbv2")
+    arns = [
+        ("load balancer", lb["LoadBalancerArn"])
+        for lb in elb.describe_load_balancers()["LoadBalancers"]
+    ]
+    arns += [
+        ("target group", tg["TargetGroupArn"])
+        for tg in elb.describe_target_groups()["TargetGroups"]
+    ]
+    found: list[tuple[str, str, str]] = []
+    for start in range(0, len(arns), 20):  # DescribeTags takes up to 20 ARNs
+        chunk = dict((arn, kind) for kind, arn in arns[start : start + 20])
+        for description in elb.describe_tags(ResourceArns=list(chunk))["TagDescriptions"]:
+            if lab.owns(description["Tags"]):
+                found.append(
+                    ("elbv2", chunk[description["ResourceArn"]], description["ResourceArn"])
+                )
+    return found

@@ -257,3 +257,15 @@ def delete_log_group(lab: Lab) -> None:
     """
     if _find_log_group(lab) is not None:
         lab.client("logs").delete_log_group(logGroupName=log_group_name(lab))
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the log groups under /ecs/, as
+    (service, kind, id) rows for teardown.leftovers."""
+    client = lab.client("logs")
+    found: list[tuple[str, str, str]] = []
+    for group in client.describe_log_groups(logGroupNamePrefix="/ecs/")["logGroups"]:
+        tags = client.list_tags_log_group(logGroupName=group["logGroupName"])["tags"]
+        if lab.owns(tags):
+            found.append(("logs", "log group", group["logGroupName"]))
+    return found

@@ -11,7 +11,7 @@ Every look-up filters on the student's tags (``lab.tag_filters()``) and the reso
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -1032,3 +1032,34 @@ def delete_network(lab: Lab) -> None:
         ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
     if vpc_id:
         waiting.retry_while_dependent(lambda: ec2.delete_vpc(VpcId=vpc_id))
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the VPC, subnets, internet
+    gateway, route tables, network ACLs, security groups, Elastic IPs and NAT gateways
+    (not the deleted ones), as (service, kind, id) rows for teardown.leftovers."""
+    ec2, filters = lab.client("ec2"), lab.tag_filters()
+    found: list[tuple[str, str, str]] = []
+    listings: list[tuple[str, Callable[..., Any], str, str]] = [
+        ("vpc", ec2.describe_vpcs, "Vpcs", "VpcId"),
+        ("subnet", ec2.describe_subnets, "Subnets", "SubnetId"),
+        (
+            "internet gateway",
+            ec2.describe_internet_gateways,
+            "InternetGateways",
+            "InternetGatewayId",
+        ),
+        ("route table", ec2.describe_route_tables, "RouteTables", "RouteTableId"),
+        ("network acl", ec2.describe_network_acls, "NetworkAcls", "NetworkAclId"),
+        ("security group", ec2.describe_security_groups, "SecurityGroups", "GroupId"),
+        ("elastic ip", ec2.describe_addresses, "Addresses", "AllocationId"),
+    ]
+    for kind, call, key, id_key in listings:
+        found += [("ec2", kind, item[id_key]) for item in call(Filters=filters)[key]]
+    nats = ec2.describe_nat_gateways(Filters=filters)["NatGateways"]
+    found += [
+        ("ec2", "nat gateway", n["NatGatewayId"])
+        for n in nats
+        if n["State"] not in ("deleted", "deleting")
+    ]
+    return found

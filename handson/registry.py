@@ -394,7 +394,7 @@ def _repository(data: dict[str, Any]) -> Repository:
 
 
 def _describe_repository(lab: Lab) -> Repository:
-    # RepositoryNotFoundException becomes NotFoundError with "run notebook 00 first" (errors.py).
+    # RepositoryNotFoundException becomes NotFoundError, "run notebook 00 first" (aws_errors).
     found = lab.client("ecr").describe_repositories(repositoryNames=[lab.name("app")])
     return _repository(found["repositories"][0])
 
@@ -559,3 +559,15 @@ def _docker_error(args: list[str], error: sh.ErrorReturnCode, *, secret: str = "
         f"`docker {args[0]}` failed (exit code {error.exit_code}). Docker said:\n{tail}\n"
         + _DOCKER_ADVICE.get(args[0], "Run the cell again.")
     )
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the ECR repository, as
+    (service, kind, id) rows for teardown.leftovers."""
+    ecr = lab.client("ecr")
+    found: list[tuple[str, str, str]] = []
+    for repo in ecr.describe_repositories()["repositories"]:
+        tags = ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
+        if lab.owns(tags):
+            found.append(("ecr", "repository", repo["repositoryName"]))
+    return found

@@ -166,3 +166,10 @@ def delete_db_secret(lab: Lab) -> None:
         lab.client("secretsmanager").delete_secret(
             SecretId=_secret_name(lab), ForceDeleteWithoutRecovery=True
         )
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """What of this module is still tagged for the student: the Secrets Manager secrets, as
+    (service, kind, id) rows for teardown.leftovers."""
+    listed = lab.client("secretsmanager").list_secrets()["SecretList"]
+    return [("secretsmanager", "secret", s["Name"]) for s in listed if lab.owns(s.get("Tags"))]
