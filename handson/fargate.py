@@ -1,6 +1,7 @@
 """Fargate task sizes: the valid cpu/memory pairs and AWS's messages for wrong ones.
 
-Source: ecs-behaviour.md §1 (Linux table, 74 pairs; ClientException messages).
+The Linux table, 74 pairs, and the ClientException messages (docs/sandbox.md, "Fargate task
+sizes").
 Windows tasks only support the 1024/2048/4096 rows; this module checks Linux sizes.
 """
 
@@ -37,7 +38,7 @@ def _steps(low: int, high: int, step: int) -> tuple[int, ...]:
     return tuple(range(low, high + 1, step))
 
 
-# ecs-behaviour.md §1.1: cpu units -> allowed task memory in MiB (Linux).
+# cpu units -> allowed task memory in MiB, Linux (docs/sandbox.md, "Fargate task sizes").
 FARGATE_TASK_SIZES: Final = MappingProxyType(
     {
         256: (512, 1024, 2048),
@@ -51,10 +52,10 @@ FARGATE_TASK_SIZES: Final = MappingProxyType(
 )
 VALID_CPU: Final[tuple[int, ...]] = tuple(FARGATE_TASK_SIZES)
 
-# ClientException messages of RegisterTaskDefinition (ecs-behaviour.md §1.2).
+# ClientException messages of RegisterTaskDefinition (docs/sandbox.md, "Fargate task sizes").
 INVALID_CPU_MESSAGE: Final = "Invalid 'cpu' setting for task."
 NO_CONFIGURATION_MESSAGE: Final = "No Fargate configuration exists for given values."
-# Not in ecs-behaviour.md; real AWS outputs quoted in public issue threads
+# As seen on real accounts: AWS outputs quoted in public issue threads
 # (hashicorp/terraform-provider-aws#6879, mongodb/terraform-aws-ecs-task-definition#38
 # for cpu; aws/amazon-ecs-cli#982 for memory).
 MISSING_CPU_MESSAGE: Final = "Fargate requires that 'cpu' be defined at the task level."
@@ -185,8 +186,8 @@ def register_error(cpu: str | int | None, memory: str | int | None) -> str | Non
     """The ClientException message RegisterTaskDefinition gives a FARGATE task, or None.
 
     ``None`` for cpu or memory means the task-level field is missing. Follows the
-    practical reading of ecs-behaviour.md §1.2: an unknown cpu gives
-    "Invalid 'cpu' setting for task."; a valid cpu with a memory it does not allow
+    practical reading of AWS's two messages (docs/sandbox.md, "Fargate task sizes"): an
+    unknown cpu gives "Invalid 'cpu' setting for task."; a valid cpu with a memory it does not allow
     gives "No Fargate configuration exists for given values.".
     """
     if cpu is None:

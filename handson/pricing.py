@@ -1,7 +1,7 @@
 """On-Demand prices the kit shows before it creates something that costs money.
 
-USD, Linux/x86, from AWS Price List records collected in 2026 (see
-shared reference ecs-behaviour.md §9). Re-check before relying on them for billing.
+USD, Linux/x86, from AWS Price List records collected in 2026 (docs/sandbox.md,
+"Prices"). Re-check before relying on them for billing.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from handson.fargate import (
     vcpu_label,
 )
 
-# ecs-behaviour.md §1.1: the Linux table, row by row.
+# The Linux table, row by row (docs/sandbox.md, "Fargate task sizes").
 EXPECTED_ROWS = {
     256: [512, 1024, 2048],
     512: list(range(1024, 4096 + 1, 1024)),
@@ -28,7 +28,7 @@ ALL_PAIRS = [(cpu, mem) for cpu, mems in EXPECTED_ROWS.items() for mem in mems]
 
 
 def test_table_has_74_pairs():
-    # ecs-behaviour.md §1.1: "Total: 74 valid pairs", counts 3/4/7/13/23/12/12.
+    # "Total: 74 valid pairs", counts 3/4/7/13/23/12/12 (docs/sandbox.md, "Fargate task sizes").
     assert len(ALL_PAIRS) == 74
     assert sum(len(m) for m in FARGATE_TASK_SIZES.values()) == 74
     assert [len(valid_memory(c)) for c in VALID_CPU] == [3, 4, 7, 13, 23, 12, 12]
@@ -45,7 +45,8 @@ def test_every_pair_is_valid(cpu, memory):
 
 def test_valid_memory_unknown_cpu_is_empty():
     assert valid_memory(300) == []
-    assert valid_memory(32768) == []  # ecs-behaviour.md §1.1: there is no cpu=32768
+    # There is no cpu=32768 (docs/sandbox.md, "Fargate task sizes").
+    assert valid_memory(32768) == []
 
 
 def test_valid_memory_returns_a_copy():
@@ -74,10 +75,10 @@ def test_large_rows_are_described_as_ranges():
 
 @pytest.mark.parametrize(("cpu", "memory"), [(1024, 9216), (8192, 17408), (16384, 33792)])
 def test_probed_out_of_range_or_off_step_values_are_rejected(cpu, memory):
-    # ecs-behaviour.md §1.1: rejected by RegisterTaskDefinition in the 2026 probe.
+    # Rejected by RegisterTaskDefinition in the 2026 probe (docs/sandbox.md, "Fargate task sizes").
     with pytest.raises(FargateSizeError):
         check_task_size(cpu, memory)
-    # ecs-behaviour.md §1.2 (practical reading): valid cpu, wrong memory.
+    # The practical reading: valid cpu, wrong memory (docs/sandbox.md, "Fargate task sizes").
     assert register_error(cpu, memory) == "No Fargate configuration exists for given values."
 
 
@@ -114,7 +115,7 @@ def test_fargate_size_error_is_a_configuration_error():
     ],
 )
 def test_parse_cpu(value, units):
-    # ecs-behaviour.md §1.1 last bullet: strings such as "1 vCPU" become CPU units.
+    # Strings such as "1 vCPU" become CPU units (docs/sandbox.md, "Fargate task sizes").
     assert parse_cpu(value) == units
 
 
@@ -123,7 +124,7 @@ def test_parse_cpu(value, units):
     [("512", 512), (512, 512), ("1GB", 1024), ("1 GB", 1024), ("2gb", 2048), ("0.5 GB", 512)],
 )
 def test_parse_memory(value, mib):
-    # ecs-behaviour.md §1.1 last bullet: strings such as "1GB" become MiB.
+    # Strings such as "1GB" become MiB (docs/sandbox.md, "Fargate task sizes").
     assert parse_memory(value) == mib
 
 
@@ -146,7 +147,8 @@ def test_check_task_size_accepts_string_forms():
 
 
 def test_vcpu_label():
-    # ecs-behaviour.md §1.1 table: "256 (.25 vCPU)", "512 (.5 vCPU)", "1024 (1 vCPU)".
+    # AWS's table: "256 (.25 vCPU)", "512 (.5 vCPU)", "1024 (1 vCPU)" (docs/sandbox.md,
+    # "Fargate task sizes").
     assert [vcpu_label(c) for c in VALID_CPU] == [
         ".25 vCPU",
         ".5 vCPU",
@@ -159,20 +161,21 @@ def test_vcpu_label():
 
 
 def test_register_error_invalid_cpu():
-    # ecs-behaviour.md §1.2: cpu not in the list -> "Invalid 'cpu' setting for task."
+    # A cpu not in the list -> "Invalid 'cpu' setting for task." (docs/sandbox.md, "Fargate
+    # task sizes").
     assert register_error(300, 512) == "Invalid 'cpu' setting for task."
     assert register_error("32768", "65536") == "Invalid 'cpu' setting for task."
     assert register_error("two cores", 512) == "Invalid 'cpu' setting for task."
 
 
 def test_register_error_valid_cpu_wrong_memory():
-    # ecs-behaviour.md §1.2: valid cpu, memory not allowed for it.
+    # Valid cpu, memory not allowed for it (docs/sandbox.md, "Fargate task sizes").
     assert register_error(256, 4096) == "No Fargate configuration exists for given values."
     assert register_error("1 vCPU", "1GB") == "No Fargate configuration exists for given values."
 
 
 def test_register_error_missing_task_level_values():
-    # Not in ecs-behaviour.md: wording from real AWS outputs (see handson/fargate.py).
+    # Wording as seen on real accounts (see handson/fargate.py).
     assert register_error(None, 512) == "Fargate requires that 'cpu' be defined at the task level."
     assert (
         register_error(256, None) == "Fargate requires that 'memory' be defined at the task level."

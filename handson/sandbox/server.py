@@ -75,7 +75,7 @@ class Faults:
 
     @staticmethod
     def response(service: str) -> tuple[str, list[tuple[str, str]], bytes]:
-        """A throttling answer in the service's protocol (ecs-behaviour.md §8.3)."""
+        """A throttling answer in the service's protocol (docs/sandbox.md, "API throttling")."""
         if service in JSON_SERVICES:
             body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
             headers = [

@@ -1,5 +1,5 @@
 """Where moto alone differs from AWS, the sandbox answers as AWS does
-(tooling-notes.md lists moto's gaps; ecs-behaviour.md the AWS behaviour)."""
+(docs/sandbox.md says where moto alone differs and what AWS does)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ def test_invalid_fargate_size_is_rejected(world: World) -> None:
         "requiresCompatibilities": ["FARGATE"],
         "containerDefinitions": [{"name": "x", "image": "x"}],
     }
-    # §1.2: valid cpu, memory not allowed for it.
+    # Valid cpu, memory not allowed for it (docs/sandbox.md, "Fargate task sizes").
     error = error_of(ecs.register_task_definition, **base, cpu="256", memory="4096")
     assert error.response["Error"]["Code"] == "ClientException"
     assert error.response["Error"]["Message"] == "No Fargate configuration exists for given values."
-    # §1.2: a cpu value that is not in the table.
+    # A cpu value that is not in the table (docs/sandbox.md, "Fargate task sizes").
     error = error_of(ecs.register_task_definition, **base, cpu="300", memory="512")
     assert error.response["Error"]["Message"] == "Invalid 'cpu' setting for task."
     # Every pair of the table registers.
@@ -105,7 +105,8 @@ def test_throttling_is_survived_by_boto3_retries(world: World, sandbox_config) -
     world.create_service(desired=0)
     sandbox.inject_faults(0.3, services=["ecs"], seed=7, config=config)
     try:
-        # §8.4: standard mode retries ThrottlingException; with enough attempts all pass.
+        # Standard mode retries ThrottlingException; with enough attempts all pass
+        # (docs/sandbox.md, "API throttling").
         patient = world.session.client(
             "ecs",
             endpoint_url=world.endpoint,

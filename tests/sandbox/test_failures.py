@@ -1,5 +1,6 @@
 """How tasks fail on the sandbox, with AWS's stop codes, reasons and service events
-(ecs-behaviour.md §2.3, §3.4, §3.6, §4, §5)."""
+(docs/sandbox.md, "Task stop codes and reasons", "Deployment circuit breaker",
+"Service events", "Container health checks" and "ALB target health")."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_missing_image_fails_the_first_deployment_without_rollback(world: World)
         what="the circuit breaker",
     )
     (deployment,) = service["deployments"]
-    # §3.4: threshold for desired 2 = max(3, ceil(0.5 x 2)) = 3; nothing to roll back to.
+    # Threshold for desired 2 = max(3, ceil(0.5 x 2)) = 3; nothing to roll back to
+    # (docs/sandbox.md, "Deployment circuit breaker").
     assert deployment["status"] == "PRIMARY"
     assert deployment["failedTasks"] == 3
     assert (
@@ -36,13 +38,15 @@ def test_missing_image_fails_the_first_deployment_without_rollback(world: World)
         in world.messages()
     )
     task = first_stopped(world)
-    # §2.3: the Fargate 1.4 wording, stopCode TaskFailedToStart.
+    # The Fargate 1.4 wording, stopCode TaskFailedToStart (docs/sandbox.md, "Task stop codes
+    # and reasons").
     assert task["stopCode"] == "TaskFailedToStart"
     assert task["stoppedReason"] == (
         "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to "
         f"resolve ref {world.ids['repo_uri']}:latest: not found"
     )
-    # §3.2: a FAILED deployment launches no new tasks.
+    # A FAILED deployment launches no new tasks (docs/sandbox.md, "Deployments and rolling
+    # updates").
     started = sum("has started" in m for m in world.messages())
     world.wait_for(lambda: not world.tasks(), what="no pending tasks")
     assert sum("has started" in m for m in world.messages()) == started
@@ -103,7 +107,8 @@ def test_denied_secret_is_a_resource_initialization_error(world: World) -> None:
     assert task["stopCode"] == "TaskFailedToStart"
     secret = world.ids["secret"]
     account = world.account_id
-    # §2.3: the 2026 ap-northeast-1 wording, with the execution role's assumed-role ARN.
+    # The 2026 ap-northeast-1 wording, with the execution role's assumed-role ARN
+    # (docs/sandbox.md, "Task stop codes and reasons").
     pattern = (
         r"ResourceInitializationError: unable to pull secrets or registry auth: execution resource "
         r"retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time\(s\): "
@@ -155,14 +160,16 @@ def test_failing_health_check_path_replaces_tasks(world: World) -> None:
         lambda: [h for h in world.target_health() if h["TargetHealth"]["State"] == "unhealthy"],
         what="an unhealthy target",
     )
-    # §5.2: reason code and description for a wrong status code.
+    # Reason code and description for a wrong status code (docs/sandbox.md, "ALB target
+    # health").
     assert unhealthy[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch"
     assert (
         unhealthy[0]["TargetHealth"]["Description"]
         == "Health checks failed with these codes: [404]"
     )
     task = first_stopped(world)
-    # §4.3 / §2.3: the scheduler replaces it.
+    # The scheduler replaces it (docs/sandbox.md, "ALB target health" and "Task stop codes
+    # and reasons").
     assert task["stopCode"] == "ServiceSchedulerInitiated"
     assert (
         task["stoppedReason"]
@@ -205,7 +212,8 @@ def test_container_health_check_counts_only_when_declared(world: World) -> None:
     world.register_task_definition(container={"healthCheck": check})
     world.create_service(desired=1)
     world.wait_steady()
-    # §4.2: with a declared health check the task reports HEALTHY.
+    # With a declared health check the task reports HEALTHY (docs/sandbox.md, "Container
+    # health checks").
     task = world.wait_for(
         lambda: (t := world.tasks()) and t[0]["healthStatus"] == "HEALTHY" and t[0], what="HEALTHY"
     )

@@ -71,7 +71,8 @@ def _use_acl(world: World, acl: str, subnets: list[str]) -> None:
 
 def _start_times_out(world: World, address: str = r"[0-9.]+") -> None:
     """Launch the service's first deployment and wait for it to fail: its tasks can't
-    reach ECR at ``address`` over HTTPS, as AWS reports it (ecs-behaviour.md §2.3, §10.5)."""
+    reach ECR at ``address`` over HTTPS, as AWS reports it (docs/sandbox.md, "Security groups
+    and network ACLs")."""
     world.push_image()
     world.register_task_definition()
     world.create_service(desired=1)

@@ -156,7 +156,8 @@ ROLE = (
 
 
 def test_denied_message_implicit():
-    # ecs-behaviour.md §2.3 (AccessDeniedException inside the secret stoppedReason)
+    # AccessDeniedException inside the secret stoppedReason (docs/sandbox.md, "Task stop codes
+    # and reasons")
     assert denied_message(ROLE, GET, SECRET, Decision(False, "implicit_deny")) == (
         f"User: {ROLE} is not authorized to perform: secretsmanager:GetSecretValue "
         f"on resource: {SECRET} because no identity-based policy allows the "

@@ -1,7 +1,8 @@
 """IAM is eventually consistent: ECS can't assume a role for a few seconds after it was
-created or its trust policy changed (ecs-behaviour.md §10.5), on a sandbox of its own whose
-control plane runs 8 times faster than AWS (the 8 s propagation lasts 1 s). A launch that
-fails for it counts for the circuit breaker (§3.1, §3.4)."""
+created or its trust policy changed (docs/sandbox.md, "IAM roles and propagation"), on a
+sandbox of its own whose control plane runs 8 times faster than AWS (the 8 s propagation
+lasts 1 s). A launch that fails for it counts for the circuit breaker (docs/sandbox.md,
+"Deployment circuit breaker")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Memory limits, and the port, role and log mistakes AWS reports (ecs-behaviour.md §10.3,
-§10.5), with plain boto3 against the sandbox."""
+"""Memory limits, and the port, role and log mistakes AWS reports (docs/sandbox.md, "Memory
+limits" and "IAM roles and propagation"), with plain boto3 against the sandbox."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from handson.sandbox.dataplane.proxy import EdgeProxy, Route
 
 ALB = "my-alb-123.ap-northeast-1.elb.amazonaws.com"
 
-# The pages an ALB generates itself ([ALB-2023] load-balancer-troubleshooting.md, cited in
-# ecs-behaviour.md §10), byte for byte.
+# The pages an ALB generates itself (the archived ALB guide's load-balancer-troubleshooting.md;
+# docs/sandbox.md, "The ALB on the wire"), byte for byte.
 ALB_503 = (
     b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
     b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"

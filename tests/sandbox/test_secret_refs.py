@@ -27,21 +27,21 @@ PREFIX = (
 )
 
 
-# --- parse_secret_reference (ecs-behaviour.md §7) ---------------------------------------
+# --- parse_secret_reference (docs/sandbox.md, "Secrets in task definitions") --------------
 
 
 @pytest.mark.parametrize(
     ("value_from", "expected"),
     [
-        # ecs-behaviour.md §7: whole secret
+        # Whole secret (docs/sandbox.md, "Secrets in task definitions").
         (ARN, SecretRef(ARN)),
-        # ecs-behaviour.md §7: one JSON key, trailing colons kept
+        # One JSON key, trailing colons kept (docs/sandbox.md, "Secrets in task definitions").
         (f"{ARN}:username1::", SecretRef(ARN, json_key="username1")),
-        # ecs-behaviour.md §7: staging label
+        # Staging label (docs/sandbox.md, "Secrets in task definitions").
         (f"{ARN}::AWSPREVIOUS:", SecretRef(ARN, version_stage="AWSPREVIOUS")),
-        # ecs-behaviour.md §7: version id
+        # Version id (docs/sandbox.md, "Secrets in task definitions").
         (f"{ARN}:::{VERSION_ID}", SecretRef(ARN, version_id=VERSION_ID)),
-        # ecs-behaviour.md §7: key + stage
+        # Key + stage (docs/sandbox.md, "Secrets in task definitions").
         (
             f"{ARN}:username1:AWSPREVIOUS:",
             SecretRef(ARN, json_key="username1", version_stage="AWSPREVIOUS"),
@@ -59,7 +59,8 @@ def test_parse_secrets_manager_forms(value_from, expected):
 
 
 def test_parse_db_host_example():
-    # ecs-behaviour.md §7: "…:secret:db-AbCdEf:host::" injects only the host field
+    # "…:secret:db-AbCdEf:host::" injects only the host field (docs/sandbox.md, "Secrets in
+    # task definitions").
     ref = parse_secret_reference(
         "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf:host::"
     )
@@ -68,14 +69,14 @@ def test_parse_db_host_example():
 
 
 def test_stage_and_version_id_are_mutually_exclusive():
-    # ecs-behaviour.md §7: "Stage and id are mutually exclusive."
+    # "Stage and id are mutually exclusive." (docs/sandbox.md, "Secrets in task definitions")
     with pytest.raises(SecretReferenceError, match="mutually exclusive"):
         parse_secret_reference(f"{ARN}::AWSCURRENT:{VERSION_ID}")
 
 
 @pytest.mark.parametrize("value_from", [f"{ARN}:username1", f"{ARN}:username1:", f"{ARN}::::"])
 def test_trailing_fields_need_all_colons(value_from):
-    # ecs-behaviour.md §7: "the colons must be kept to use defaults"
+    # "the colons must be kept to use defaults" (docs/sandbox.md, "Secrets in task definitions")
     with pytest.raises(SecretReferenceError):
         parse_secret_reference(value_from)
 
@@ -107,7 +108,8 @@ def test_bad_references(value_from):
     ],
 )
 def test_ssm_references(value_from):
-    # ecs-behaviour.md §7: SSM full parameter ARN, or the name if in the same region
+    # SSM full parameter ARN, or the name if in the same region (docs/sandbox.md, "Secrets
+    # in task definitions").
     ref = parse_secret_reference(value_from)
     assert ref == SecretRef(value_from, kind="ssm")
 
@@ -149,7 +151,8 @@ def test_non_string_values_are_formatted_like_go(value, expected):
 
 
 def test_missing_json_key():
-    # ecs-behaviour.md §2.3: "retrieved secret from Secrets Manager did not contain json key <key>"
+    # "retrieved secret from Secrets Manager did not contain json key <key>"
+    # (docs/sandbox.md, "Task stop codes and reasons")
     with pytest.raises(SecretResolutionError) as info:
         extract_secret_value('{"user": "a"}', ref("password"))
     assert info.value.reason == (
@@ -163,7 +166,8 @@ def test_json_null_secret_has_no_keys():
 
 
 def test_non_json_secret_with_key_literal_true():
-    # ecs-behaviour.md §2.3: "invalid character 'p' in literal true (expecting 'r')"
+    # "invalid character 'p' in literal true (expecting 'r')" (docs/sandbox.md, "Task stop
+    # codes and reasons")
     with pytest.raises(SecretResolutionError) as info:
         extract_secret_value("tpassword", ref("password"))
     assert info.value.reason == "invalid character 'p' in literal true (expecting 'r')"
@@ -210,11 +214,11 @@ def test_json_that_is_not_an_object():
     )
 
 
-# --- stoppedReason strings (ecs-behaviour.md §2.3) -------------------------------------------
+# --- stoppedReason strings (docs/sandbox.md, "Task stop codes and reasons") ---------------
 
 
 def test_stopped_reason_access_denied():
-    # ecs-behaviour.md §2.3: the 2026-03-28 ap-northeast-1 template
+    # The 2026-03-28 ap-northeast-1 template (docs/sandbox.md, "Task stop codes and reasons").
     reason = stopped_reason_access_denied(
         ARN,
         account_id="123456789012",
@@ -251,7 +255,7 @@ def test_stopped_reason_access_denied_explicit_and_resource_arn():
 
 
 def test_stopped_reason_missing_json_key():
-    # ecs-behaviour.md §2.3: missing JSON key (real output)
+    # Missing JSON key (real output) (docs/sandbox.md, "Task stop codes and reasons").
     with pytest.raises(SecretResolutionError) as info:
         extract_secret_value('{"other": "x"}', ref("MY_SECRET"))
     assert stopped_reason_secret_value(info.value) == (
@@ -263,7 +267,8 @@ def test_stopped_reason_missing_json_key():
 
 
 def test_stopped_reason_non_json_secret():
-    # ecs-behaviour.md §2.3: "…invalid character 'p' in literal true (expecting 'r')"
+    # "…invalid character 'p' in literal true (expecting 'r')" (docs/sandbox.md, "Task
+    # stop codes and reasons")
     with pytest.raises(SecretResolutionError) as info:
         extract_secret_value("tp", ref("k"))
     reason = stopped_reason_secret_value(info.value)
@@ -271,7 +276,8 @@ def test_stopped_reason_non_json_secret():
 
 
 def test_stopped_reason_secret_not_found():
-    # ecs-behaviour.md §2.3 template with Secrets Manager's ResourceNotFoundException text
+    # With Secrets Manager's ResourceNotFoundException text (docs/sandbox.md, "Task stop codes
+    # and reasons").
     reason = stopped_reason_secret_not_found(ARN, request_id=REQUEST_ID)
     assert reason == (
         PREFIX + f"failed to fetch secret {ARN} from secrets manager: "
@@ -287,7 +293,8 @@ def test_stopped_reason_retry_count():
 
 
 def test_stopped_reason_log_group_missing():
-    # ecs-behaviour.md §2.3 / §6: missing log group
+    # Missing log group (docs/sandbox.md, "Task stop codes and reasons" and "awslogs and
+    # CloudWatch Logs").
     assert stopped_reason_log_group_missing() == (
         "ResourceInitializationError: failed to validate logger args: create stream has been "
         "retried 1 times: failed to create Cloudwatch log stream: ResourceNotFoundException: "

@@ -1,5 +1,6 @@
 """A service's life on the sandbox, driven with plain boto3: steady state, scaling,
-rolling updates and draining. Expected strings and numbers cite ecs-behaviour.md."""
+rolling updates and draining. Expected strings and numbers are AWS's (docs/sandbox.md,
+"Service events" and "Deployments and rolling updates")."""
 
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ def deploy(world: World, desired: int = 2) -> dict:
 
 def test_new_service_reaches_steady_state(world: World) -> None:
     service = deploy(world)
-    # §3.1/§3.2: one PRIMARY deployment, COMPLETED with AWS's reason text.
+    # One PRIMARY deployment, COMPLETED with AWS's reason text (docs/sandbox.md,
+    # "Deployments and rolling updates").
     (deployment,) = service["deployments"]
     assert DEPLOYMENT_ID.match(deployment["id"])
     assert deployment["status"] == "PRIMARY"
     assert deployment["rolloutStateReason"] == f"ECS deployment {deployment['id']} completed."
     assert (service["desiredCount"], service["runningCount"], service["pendingCount"]) == (2, 2, 0)
     messages = world.messages()
-    # §3.6 event shapes, newest first.
+    # Event shapes, newest first (docs/sandbox.md, "Service events").
     assert messages[0] == "(service demo-dev-app-service) has reached a steady state."
     assert messages[1] == (
         f"(service demo-dev-app-service) (deployment {deployment['id']}) deployment completed."
@@ -43,7 +45,8 @@ def test_new_service_reaches_steady_state(world: World) -> None:
         )
         for m in messages
     )
-    # The boto3 waiter agrees (§8.2: one deployment and runningCount == desiredCount).
+    # The boto3 waiter agrees: one deployment and runningCount == desiredCount
+    # (docs/sandbox.md, "Deployments and rolling updates").
     world.client("ecs").get_waiter("services_stable").wait(
         cluster=world.ids["cluster"],
         services=[world.ids["service"]],
@@ -56,8 +59,9 @@ def test_new_service_reaches_steady_state(world: World) -> None:
         assert task["lastStatus"] == "RUNNING" and task["desiredStatus"] == "RUNNING"
         assert task["launchType"] == "FARGATE"
         assert task["group"] == "service:demo-dev-app-service"
-        # §4.2: no container health check in the task definition -> UNKNOWN, even though
-        # the image's Dockerfile has a HEALTHCHECK (§4.1: ECS ignores it).
+        # No container health check in the task definition -> UNKNOWN, even though the
+        # image's Dockerfile has a HEALTHCHECK: ECS ignores it (docs/sandbox.md, "Container
+        # health checks").
         assert task["healthStatus"] == "UNKNOWN"
         for stamp in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt"):
             assert stamp in task
@@ -69,7 +73,7 @@ def test_new_service_reaches_steady_state(world: World) -> None:
     enis = world.client("ec2").describe_network_interfaces()["NetworkInterfaces"]
     task_ips = {t["containers"][0]["networkInterfaces"][0]["privateIpv4Address"] for t in tasks}
     assert task_ips <= {e["PrivateIpAddress"] for e in enis}
-    # §5: both targets healthy, no reason.
+    # Both targets healthy, no reason (docs/sandbox.md, "ALB target health").
     health = world.target_health()
     assert sorted(h["Target"]["Id"] for h in health) == sorted(task_ips)
     assert {h["TargetHealth"]["State"] for h in health} == {"healthy"}
@@ -89,7 +93,8 @@ def test_lifecycle_passes_through_every_state(world: World) -> None:
         return bool(seen) and seen[-1] == "RUNNING"
 
     world.wait_for(watch, what="a RUNNING task")
-    # §2.1: the states come in this order (fast polling may skip none or some).
+    # The states come in this order, fast polling may skip none or some (docs/sandbox.md,
+    # "Task lifecycle").
     order = ["PROVISIONING", "PENDING", "ACTIVATING", "RUNNING"]
     assert seen == sorted(set(seen), key=order.index)
     assert seen[0] in ("PROVISIONING", "PENDING")
@@ -115,7 +120,7 @@ def test_scale_two_three_one(world: World) -> None:
     assert len(stopping) == 2
     deployment_id = world.service()["deployments"][0]["id"]
     for task in stopping:
-        # §2.3: scale-in reason and code.
+        # Scale-in reason and code (docs/sandbox.md, "Task stop codes and reasons").
         assert task["stopCode"] == "ServiceSchedulerInitiated"
         assert (
             task["stoppedReason"] == f"Scaling activity initiated by (deployment {deployment_id})"
@@ -128,8 +133,9 @@ def test_draining_on_scale_in(world: World) -> None:
     deploy(world)
     ecs = world.client("ecs")
     ecs.update_service(cluster=world.ids["cluster"], service=world.ids["service"], desiredCount=1)
-    # §5.4: the deregistered target is draining for the deregistration delay (60 s here,
-    # 3 s at the default speed) while its task sits in DEACTIVATING (§2.1).
+    # The deregistered target is draining for the deregistration delay (60 s here, 3 s at
+    # the default speed) while its task sits in DEACTIVATING (docs/sandbox.md, "ALB target
+    # health" and "Task lifecycle").
     draining = world.wait_for(
         lambda: [h for h in world.target_health() if h["TargetHealth"]["State"] == "draining"],
         what="a draining target",
@@ -194,7 +200,8 @@ def test_rolling_update_keeps_minimum_healthy(world: World) -> None:
             primary, active = service["deployments"]
             assert (primary["status"], active["status"]) == ("PRIMARY", "ACTIVE")
             assert active["id"] == old["id"]
-            # §3.3: at most floor(2 x 200%) = 4 tasks running or pending.
+            # At most floor(2 x 200%) = 4 tasks running or pending (docs/sandbox.md,
+            # "Deployments and rolling updates").
             assert service["runningCount"] + service["pendingCount"] <= 4
         return (
             len(service["deployments"]) == 1
@@ -204,7 +211,8 @@ def test_rolling_update_keeps_minimum_healthy(world: World) -> None:
 
     world.wait_for(done, what="the rollout to finish")
     assert saw_two_deployments
-    # §3.3 worked example: min 100% keeps 2 healthy targets throughout.
+    # Min 100% keeps 2 healthy targets throughout (docs/sandbox.md, "Deployments and
+    # rolling updates").
     assert lowest_healthy >= 2
     new_tasks = world.tasks()
     assert not old_tasks & {t["taskArn"] for t in new_tasks}
@@ -233,7 +241,8 @@ def test_stop_task_is_replaced(world: World) -> None:
     ecs = world.client("ecs")
     victim = world.tasks()[0]["taskArn"]
     answer = ecs.stop_task(cluster=world.ids["cluster"], task=victim)["task"]
-    # §2.1: the answer shows desiredStatus STOPPED while the task is still winding down.
+    # The answer shows desiredStatus STOPPED while the task is still winding down
+    # (docs/sandbox.md, "Task lifecycle").
     assert answer["desiredStatus"] == "STOPPED"
     assert answer["lastStatus"] != "STOPPED"
     world.wait_for(

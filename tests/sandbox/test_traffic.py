@@ -115,7 +115,7 @@ def test_log_streams_and_events(world: World, alb_proxy: str) -> None:
         lambda: logs.describe_log_streams(logGroupName=world.ids["log_group"])["logStreams"],
         what="log streams",
     )
-    # §6: <prefix>/<container>/<task-id>.
+    # <prefix>/<container>/<task-id> (docs/sandbox.md, "awslogs and CloudWatch Logs").
     assert sorted(s["logStreamName"] for s in streams) == [
         f"ecs/demo-dev-app/{t}" for t in task_ids
     ]

@@ -38,7 +38,7 @@ from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.05
-# Stopped tasks stay visible "for at least 1 hour" (ecs-behaviour.md §2.1); the sandbox
+# Stopped tasks stay visible "for at least 1 hour" (docs/sandbox.md, "Task lifecycle"); the sandbox
 # keeps them an hour of wall-clock time whatever the speed factor.
 STOPPED_TASK_RETENTION_SECONDS = 3600.0
 DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
@@ -355,7 +355,7 @@ class DataPlane:
             records = [r for arn in groups for r in self.targets.for_group(arn)]
             serving = [r for r in records if r.draining_until is None]
             healthy = [r for r in serving if r.state == "healthy"]
-            # ecs-behaviour.md §5.4: fail-open when every target is unhealthy.
+            # Fail open when every target is unhealthy (docs/sandbox.md, "ALB target health").
             if not healthy and serving and all(r.state == "unhealthy" for r in serving):
                 healthy = serving
             if not healthy:

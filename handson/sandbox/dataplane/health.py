@@ -1,8 +1,8 @@
 """ALB target health and ECS container health checks.
 
-Target health follows ecs-behaviour.md §5: a registered target starts ``initial``, is
-``healthy`` after its first passing check, turns ``unhealthy`` after
-UnhealthyThresholdCount consecutive failures and back after HealthyThresholdCount
+Target health follows AWS's (docs/sandbox.md, "ALB target health"): a registered target
+starts ``initial``, is ``healthy`` after its first passing check, turns ``unhealthy``
+after UnhealthyThresholdCount consecutive failures and back after HealthyThresholdCount
 passes; a deregistered target is ``draining`` for the deregistration delay.
 Checks only ever connect to loopback addresses: a target whose IP the sandbox did not
 hand out (one registered by hand, say) never answers, like an address with no route.
@@ -23,7 +23,7 @@ from typing import Any
 
 from handson.sandbox.dataplane.clock import Clock
 
-# ecs-behaviour.md §5.2: reason codes and their descriptions.
+# Reason codes and their descriptions (docs/sandbox.md, "ALB target health").
 REASONS = {
     "Elb.RegistrationInProgress": "Target registration is in progress",
     "Elb.InitialHealthChecking": "Initial health checks in progress",
@@ -101,7 +101,10 @@ def matches(matcher: str, status: int) -> bool:
 
 
 def http_check(host: str, port: int, path: str, matcher: str, timeout: float) -> CheckResult:
-    """One ALB health check: GET ``path`` and compare the status code (§5.2 reasons)."""
+    """One ALB health check: GET ``path`` and compare the status code.
+
+    Reason codes as in docs/sandbox.md, "ALB target health".
+    """
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", path, headers={"User-Agent": "ELB-HealthChecker/2.0"})
@@ -238,8 +241,9 @@ class TargetHealthTable:
     def apply(
         self, record: TargetRecord, result: CheckResult, tg: dict[str, Any], *, starting: bool
     ) -> None:
-        """Move a target between states after one check (§5.4 thresholds); ``starting``:
-        the check got no answer and the target's app listens on no port yet."""
+        """Move a target between states after one check; ``starting``: the check got no
+        answer and the target's app listens on no port yet (thresholds: docs/sandbox.md,
+        "ALB target health")."""
         record.in_flight = False
         if record.draining_until is not None:
             return
@@ -289,7 +293,8 @@ class TargetHealthTable:
 
 @dataclass
 class ContainerCheck:
-    """A task definition healthCheck, with Docker/ECS defaults (ecs-behaviour.md §4.1)."""
+    """A task definition healthCheck, with Docker/ECS defaults (docs/sandbox.md, "Container
+    health checks")."""
 
     command: list[str]
     interval: float = 30

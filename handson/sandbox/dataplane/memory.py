@@ -3,7 +3,7 @@
 On Fargate a container's ``memory`` is a hard limit: a container that tries to use more is
 killed (SIGKILL, so its exit code is 137) and ECS gives it the reason
 ``OutOfMemoryError: Container killed due to memory usage``; an essential container's
-task then stops (ecs-behaviour.md §10.3). ``memoryReservation`` is a soft limit and is
+task then stops (docs/sandbox.md, "Memory limits"). ``memoryReservation`` is a soft limit and is
 not enforced. The task's ``memory`` is the limit for all of its containers together: when
 they use more, the largest one is killed, as the kernel's OOM killer does.
 
@@ -66,7 +66,7 @@ def task_limit(task_definition: dict[str, Any], overrides: dict[str, Any]) -> in
 
 def register_error(params: dict[str, Any]) -> str | None:
     """RegisterTaskDefinition's ClientException message for the memory settings, or None
-    (ecs-behaviour.md §10.3)."""
+    (docs/sandbox.md, "Memory limits")."""
     task_mib = _task_mib(params.get("memory"))
     reserved = 0
     for cdef in params.get("containerDefinitions") or []:

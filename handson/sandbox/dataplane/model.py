@@ -14,7 +14,7 @@ from typing import Any
 
 from handson.sandbox.dataplane.clock import utcnow
 
-# ecs-behaviour.md §2.1: the states before RUNNING.
+# The states before RUNNING (docs/sandbox.md, "Task lifecycle").
 STARTING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
 
 
@@ -122,7 +122,10 @@ class Task:
 
     @property
     def health_status(self) -> str:
-        """ecs-behaviour.md §4.2: from essential containers, UNHEALTHY > UNKNOWN > HEALTHY."""
+        """From essential containers, UNHEALTHY > UNKNOWN > HEALTHY.
+
+        See docs/sandbox.md, "Container health checks".
+        """
         statuses = [c.health_status for c in self.containers if c.essential]
         if "UNHEALTHY" in statuses:
             return "UNHEALTHY"
@@ -199,7 +202,7 @@ class Task:
 
 @dataclass
 class Deployment:
-    """One deployment of a service (ecs-behaviour.md §3.1)."""
+    """One deployment of a service (docs/sandbox.md, "Deployments and rolling updates")."""
 
     id: str
     task_definition: str
@@ -211,7 +214,7 @@ class Deployment:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     # Circuit breaker bookkeeping: once a task of this deployment counted as healthy,
-    # failures stop being evaluated (ecs-behaviour.md §3.1, §3.4).
+    # failures stop being evaluated (docs/sandbox.md, "Deployment circuit breaker").
     had_healthy_task: bool = False
 
     def __post_init__(self) -> None:
@@ -279,13 +282,22 @@ class ServiceState:
         return dict(self.deployment_configuration.get("deploymentCircuitBreaker") or {})
 
     def circuit_breaker_threshold(self) -> int:
-        """ecs-behaviour.md §3.4: 0.5 x desired count, clamped to [3, 200], rounded up."""
+        """0.5 x desired count, clamped to [3, 200], rounded up.
+
+        See docs/sandbox.md, "Deployment circuit breaker".
+        """
         return min(200, max(3, math.ceil(0.5 * self.desired_count)))
 
     def lower_bound(self) -> int:
-        """ecs-behaviour.md §3.3: tasks that must stay healthy during a deployment."""
+        """Tasks that must stay healthy during a deployment.
+
+        See docs/sandbox.md, "Deployments and rolling updates".
+        """
         return math.ceil(self.desired_count * self.min_percent / 100)
 
     def upper_bound(self) -> int:
-        """ecs-behaviour.md §3.3: tasks allowed RUNNING or PENDING during a deployment."""
+        """Tasks allowed RUNNING or PENDING during a deployment.
+
+        See docs/sandbox.md, "Deployments and rolling updates".
+        """
         return math.floor(self.desired_count * self.max_percent / 100)

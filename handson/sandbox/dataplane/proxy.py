@@ -1,21 +1,21 @@
 """The ALB data path on loopback: a small threaded HTTP/1.1 reverse proxy.
 
-moto creates load balancers whose DNS names resolve nowhere (tooling-notes.md). The
-EdgeProxy answers for those names on 127.0.0.1 and forwards each request to a target the
-data plane picks, behaving like an Application Load Balancer on the wire: the same
-X-Forwarded-* and X-Amzn-Trace-Id headers, and the same 502/503/504 pages with
-``Server: awselb/2.0``. Clients reach it in two ways:
+moto creates load balancers whose DNS names resolve nowhere (docs/sandbox.md, "Tooling:
+what moto, papermill, nbval and pgserver do"). The EdgeProxy answers for those names on
+127.0.0.1 and forwards each request to a target the data plane picks, behaving like an
+Application Load Balancer on the wire: the same X-Forwarded-* and X-Amzn-Trace-Id headers,
+and the same 502/503/504 pages with ``Server: awselb/2.0``. Clients reach it in two ways:
 
 * as an HTTP forward proxy: ``curl --proxy http://127.0.0.1:PORT http://<alb-dns>/health``
   (absolute-URI request lines);
 * directly, naming the load balancer in the Host header:
   ``curl -H "Host: <alb-dns>" http://127.0.0.1:PORT/health``.
 
-ALB behaviour comes from the archived ALB User Guide ([ALB-2023] in ecs-behaviour.md §10):
+ALB behaviour comes from the archived ALB User Guide (docs/sandbox.md, "The ALB on the wire"):
 ``load-balancer-troubleshooting.md`` (which errors mean what), ``x-forwarded-headers.md``,
 ``load-balancer-request-tracing.md``; target choice and health live in the data plane
-(ecs-behaviour.md §5). Standard library only; access logs go to this module's logger at
-DEBUG, never to stdout/stderr.
+(docs/sandbox.md, "ALB target health"). Standard library only; access logs go to this
+module's logger at DEBUG, never to stdout/stderr.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ class Route:
     ``pick()`` returns the next target address, or None when the target groups have no
     registered (or routable) targets, which makes the proxy answer 503 as an ALB does.
     Choosing among healthy targets, and failing open to all targets when none is healthy
-    (ecs-behaviour.md §5.4), is the data plane's job. ``report(target, ok)`` is called once
-    per forwarded request: ok is False for a connection failure, timeout or invalid response.
+    (docs/sandbox.md, "ALB target health"), is the data plane's job. ``report(target, ok)``
+    is called once per forwarded request: ok is False for a connection failure, timeout or
+    invalid response.
     Both are called from many handler threads at once, so they must be thread-safe.
 
     Network rules: when ``admitted`` is False (the ALB's security group or its subnet's

@@ -210,7 +210,7 @@ class OutputPump:
         except BlockingIOError:
             return
         # Each line becomes one log event stamped when it was read, as with the awslogs
-        # driver (ecs-behaviour.md §6).
+        # driver (docs/sandbox.md, "awslogs and CloudWatch Logs").
         stamp = int(time.time() * 1000)
         pending.extend(chunk)
         *lines, rest = pending.split(b"\n")

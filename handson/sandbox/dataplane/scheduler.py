@@ -4,7 +4,8 @@ Each tick, for every service: replace tasks that failed their health checks (aft
 grace period), start tasks for the PRIMARY deployment within maximumPercent, stop old
 deployments' tasks while minimumHealthyPercent allows, scale in, trip the circuit breaker
 (and roll back), and report "deployment completed" / "has reached a steady state".
-Message shapes and numbers are those of ecs-behaviour.md §3.
+Message shapes and numbers are AWS's (docs/sandbox.md, "Service events" and "Deployments and
+rolling updates").
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.model import Deployment, ServiceState, Task
 from handson.sandbox.dataplane.tasks import TaskRunner, role_error
 
-MAX_EVENTS = 100  # ecs-behaviour.md §3.5
+MAX_EVENTS = 100  # the latest 100 events (docs/sandbox.md, "Service events")
 # Without a load balancer or container health check, a RUNNING task counts as healthy
-# after this long (ecs-behaviour.md §3.3).
+# after this long (docs/sandbox.md, "Deployments and rolling updates").
 UNCHECKED_HEALTHY_AFTER = 40.0
-# Restart throttle after launch failures: grows up to 15 minutes (ecs-behaviour.md §2.4).
+# Restart throttle after launch failures: grows up to 15 minutes (docs/sandbox.md, "Restart
+# throttling").
 THROTTLE_BASE, THROTTLE_MAX = 10.0, 900.0
 UNABLE_TO_START_AFTER = 3
 # ECS learns of target health by polling the load balancer: it acts on an unhealthy
@@ -80,7 +82,8 @@ class Scheduler:
         )
         service.deployments.insert(0, deployment)
         service.steady = False
-        # ecs-behaviour.md §2.4: updating the service resets the restart throttle at once.
+        # Updating the service resets the restart throttle at once (docs/sandbox.md, "Restart
+        # throttling").
         service.consecutive_launch_failures = 0
         service.next_launch_at = 0.0
         service.notified_unable = False
@@ -117,7 +120,8 @@ class Scheduler:
     # --------------------------------------------------------------- health views
 
     def healthy(self, service: ServiceState, task: Task) -> bool:
-        """Whether the scheduler counts ``task`` as healthy (ecs-behaviour.md §3.3)."""
+        """Whether the scheduler counts ``task`` as healthy (docs/sandbox.md, "Deployments and
+        rolling updates")."""
         if task.last_status != "RUNNING" or not task.alive:
             return False
         checked = any(c.definition.get("healthCheck") for c in task.containers if c.essential)
@@ -227,15 +231,17 @@ class Scheduler:
         service.consecutive_launch_failures = 0
         service.notified_unable = False
         if deployment is not None and not deployment.had_healthy_task:
-            # ecs-behaviour.md §3.1: once a deployment has a running task the failed
-            # count resets to zero and stops being evaluated.
+            # Once a deployment has a running task the failed count resets to zero and
+            # stops being evaluated (docs/sandbox.md, "Deployment circuit breaker").
             deployment.had_healthy_task = True
             deployment.failed_tasks = 0
 
     def _launch(self, service: ServiceState, replaced: int) -> None:
         primary = service.primary
         if primary.rollout_state == "FAILED":
-            return  # ecs-behaviour.md §3.2: a FAILED deployment launches no new tasks
+            # A FAILED deployment launches no new tasks (docs/sandbox.md, "Deployments and
+            # rolling updates").
+            return
         alive = [t for t in self.tasks_of(service) if t.alive]
         mine = [t for t in alive if t.deployment_id == primary.id]
         need = primary.desired_count - len(mine)
@@ -364,7 +370,8 @@ class Scheduler:
             mine = [t for t in tasks if t.deployment_id == deployment.id]
             deployment.desired_count = sum(t.alive for t in mine)
             if all(t.last_status == "STOPPED" for t in mine):
-                # INACTIVE deployments drop out of DescribeServices (ecs-behaviour.md §3.1).
+                # INACTIVE deployments drop out of DescribeServices (docs/sandbox.md,
+                # "Deployments and rolling updates").
                 deployment.status = "INACTIVE"
                 service.deployments.remove(deployment)
         if service.status == "DRAINING" and all(t.last_status == "STOPPED" for t in tasks):
@@ -439,7 +446,8 @@ class Scheduler:
             self._trip(service, deployment, rollback=bool(breaker.get("rollback")))
 
     def _trip(self, service: ServiceState, deployment: Deployment, *, rollback: bool) -> None:
-        """ecs-behaviour.md §3.4: FAILED, and back to the last completed deployment."""
+        """FAILED, and back to the last completed deployment (docs/sandbox.md, "Deployment
+        circuit breaker")."""
         deployment.rollout_state = "FAILED"
         deployment.rollout_state_reason = "ECS deployment circuit breaker: tasks failed to start."
         self.event(

@@ -3,10 +3,12 @@
 Pure functions only: no AWS calls. The sandbox fetches the secret string itself and
 uses this module to
 
-* read a ``secrets[].valueFrom`` reference (ecs-behaviour.md §7),
+* read a ``secrets[].valueFrom`` reference (docs/sandbox.md, "Secrets in task
+  definitions"),
 * extract the value the container gets, as the Fargate agent does (a JSON key is
   looked up with Go's ``encoding/json`` and formatted with ``%v``), and
-* build the task's ``stoppedReason`` when that fails (ecs-behaviour.md §2.3).
+* build the task's ``stoppedReason`` when that fails (docs/sandbox.md, "Task stop codes
+  and reasons").
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class SecretRef:
 
 
 def parse_secret_reference(value_from: str) -> SecretRef:
-    """Parse a ``valueFrom`` string (ecs-behaviour.md §7).
+    """Parse a ``valueFrom`` string (docs/sandbox.md, "Secrets in task definitions").
 
     Secrets Manager: ``arn:aws:secretsmanager:<region>:<acct>:secret:<name>`` optionally
     followed by ``:<json-key>:<version-stage>:<version-id>`` (all three colons kept).
@@ -433,7 +435,8 @@ def extract_secret_value(secret_string: str, ref: SecretRef) -> str:
     Without a JSON key the whole string is used. With one, the string is decoded as
     a JSON object as the agent does (``json.Unmarshal`` into ``map[string]interface{}``,
     then ``fmt.Sprintf("%v", value)``, so numbers such as 5432 come out as "5432").
-    Raises SecretResolutionError with the agent's error text (ecs-behaviour.md §2.3).
+    Raises SecretResolutionError with the agent's error text (docs/sandbox.md, "Task stop
+    codes and reasons").
     """
     if ref.json_key is None:
         return secret_string
@@ -455,7 +458,7 @@ def extract_secret_value(secret_string: str, ref: SecretRef) -> str:
     return _go_format(decoded[ref.json_key])
 
 
-# --- stoppedReason strings (ecs-behaviour.md §2.3) ------------------------------------
+# --- stoppedReason strings (docs/sandbox.md, "Task stop codes and reasons") -----------
 
 _ASM_PREFIX: Final = (
     "ResourceInitializationError: unable to pull secrets or registry auth: "
@@ -489,7 +492,8 @@ def stopped_reason_access_denied(
 
     ``secret_arn`` is the secret as the task definition names it (without JSON-key
     fields); ``resource_arn`` the secret's full ARN if different; ``request_id`` a UUID.
-    Follows the 2026 ap-northeast-1 template of ecs-behaviour.md §2.3.
+    Follows the template seen on a real account in ap-northeast-1 in 2026 (docs/sandbox.md,
+    "Task stop codes and reasons").
     """
     principal = f"arn:aws:sts::{account_id}:assumed-role/{execution_role_name}/{task_id}"
     message = denied_message(
@@ -506,8 +510,9 @@ def stopped_reason_access_denied(
 def stopped_reason_secret_not_found(secret_arn: str, *, request_id: str, retries: int = 1) -> str:
     """stoppedReason when the secret does not exist.
 
-    Not quoted in ecs-behaviour.md: built from the §2.3 template with the AWS SDK for
-    Go v2 wording for a modelled exception ("<Code>: <message>", no "api error").
+    No real output known: built from the secret template (docs/sandbox.md, "Task stop codes
+    and reasons") with the AWS SDK for Go v2 wording for a modelled exception
+    ("<Code>: <message>", no "api error").
     """
     error = "ResourceNotFoundException: Secrets Manager can't find the specified secret."
     return _ASM_PREFIX.format(retries=retries) + _GET_SECRET_VALUE_ERROR.format(

@@ -1,4 +1,6 @@
-"""ECS tasks: the lifecycle of ecs-behaviour.md §2 as a transition table, run for real.
+"""ECS tasks: the lifecycle as a transition table, run for real.
+
+See docs/sandbox.md, "Task lifecycle".
 
 A task is created with an ENI in its subnet (PROVISIONING); in PENDING the agent
 fetches secrets, checks the log group and pulls the image, any of which can fail the
@@ -42,7 +44,7 @@ DURATIONS = {
     "DEACTIVATING": 2.0,  # without a load balancer
     "DEPROVISIONING": 5.0,  # ENI deleted
 }
-DEFAULT_STOP_TIMEOUT = 30.0  # ecs-behaviour.md §2.1: Fargate stopTimeout default
+DEFAULT_STOP_TIMEOUT = 30.0  # Fargate stopTimeout default (docs/sandbox.md, "Task lifecycle")
 
 
 class TaskStartError(Exception):
@@ -521,7 +523,10 @@ class TaskRunner:
         return prepared
 
     def _resolve_secrets(self, task: Task, container: Container, network: Egress) -> dict[str, str]:
-        """Fetch the container's secrets with the execution role, as the agent does (§7)."""
+        """Fetch the container's secrets with the execution role, as the agent does.
+
+        See docs/sandbox.md, "Secrets in task definitions".
+        """
         values: dict[str, str] = {}
         entries = container.definition.get("secrets") or []
         if not entries:
@@ -596,7 +601,8 @@ class TaskRunner:
                 ref.digest,
             )
         if manifest is None:
-            # ecs-behaviour.md §2.3: the Fargate 1.4 wording for an image not in ECR.
+            # The Fargate 1.4 wording for an image not in ECR (docs/sandbox.md, "Task stop
+            # codes and reasons").
             raise TaskStartError(
                 "CannotPullContainerError: pull image manifest has been retried 5 time(s): "
                 f"failed to resolve ref {_full_ref(container.image)}: not found",
@@ -719,8 +725,8 @@ class TaskRunner:
                 container.health_status = "HEALTHY"
                 running.check_failures[container.name] = 0
             elif not (in_start_period and container.health_status != "HEALTHY"):
-                # ecs-behaviour.md §4.1: failures inside startPeriod don't count until
-                # the first success.
+                # Failures inside startPeriod don't count until the first success
+                # (docs/sandbox.md, "Container health checks").
                 failures = running.check_failures.get(container.name, 0) + 1
                 running.check_failures[container.name] = failures
                 if failures >= check.retries:
@@ -746,7 +752,7 @@ def role_error(
     ECS assumes both roles as ``ecs-tasks.amazonaws.com``: a role that doesn't exist,
     whose trust policy doesn't name that service, or that was created or re-trusted too
     recently (IAM is eventually consistent), stops the launch with AWS's message
-    (ecs-behaviour.md §10.5).
+    (docs/sandbox.md, "IAM roles and propagation").
     """
     overrides = overrides or {}
     for key in ("executionRoleArn", "taskRoleArn"):
