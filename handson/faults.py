@@ -55,6 +55,8 @@ from handson.exceptions import (
     NotFoundError,
     WaitTimeoutError,
 )
+from handson.network.security import _permission_keys, _security_groups
+from handson.network.vpc import _require_vpc
 
 __all__ = [
     "FAULTS",
@@ -449,7 +451,7 @@ def _break_out_of_memory(lab: Lab, service: dict[str, Any]) -> bool:
 
 def _alb_rule(lab: Lab) -> tuple[str, str, bool]:
     """(ECS group id, ALB group id, whether the ECS group lets the ALB's in on 3000)."""
-    groups = network._security_groups(lab, network._require_vpc(lab)["VpcId"])
+    groups = _security_groups(lab, _require_vpc(lab)["VpcId"])
     ecs_group, alb_group = groups.get(lab.name("ecs-sg")), groups.get(lab.name("alb-sg"))
     if ecs_group is None or alb_group is None:
         raise NotFoundError(
@@ -459,7 +461,7 @@ def _alb_rule(lab: Lab) -> tuple[str, str, bool]:
             hint=network.NOT_BUILT_HINT,
         )
     port = loadbalancer.TARGET_PORT
-    keys = network._permission_keys(ecs_group.get("IpPermissions", []))
+    keys = _permission_keys(ecs_group.get("IpPermissions", []))
     allowed = ("tcp", port, port, alb_group["GroupId"]) in keys
     return ecs_group["GroupId"], alb_group["GroupId"], allowed
 
