@@ -22,6 +22,7 @@ from handson import awscli, fargate, waiting
 from handson.aws_errors import step, stop_hint
 from handson.connection import Lab
 from handson.exceptions import (
+    AwsError,
     ConfigurationError,
     DeploymentError,
     NotFoundError,
@@ -30,6 +31,8 @@ from handson.exceptions import (
 
 CONTAINER_PORT = 3000
 MAX_APP_COUNT = 10
+# DeleteTaskDefinitions takes up to 10 revisions per call.
+DELETE_BATCH = 10
 # IAM is eventually consistent: for seconds after a role is created, ECS can't assume it
 # ("failed to launch a task with (error ECS was unable to assume the role ...)").
 IAM_PROPAGATION_SECONDS = 10.0
@@ -1041,18 +1044,37 @@ def delete_service(lab: Lab) -> None:
     )
 
 
-@step("Deregister the task definitions")
+@step("Delete the task definitions")
 def delete_task_definitions(lab: Lab) -> None:
-    """Deregister (then delete) every revision of the chapter's family. Idempotent."""
+    """Deregister every revision of the chapter's family, then delete them: on AWS a
+    deregistered revision stays INACTIVE (listed, and counted) for good unless it is
+    deleted, which moves it to DELETE_IN_PROGRESS until no task uses it.
+
+    Calls ListTaskDefinitions, DeregisterTaskDefinition for each ACTIVE revision and
+    DeleteTaskDefinitions for the INACTIVE ones (10 at a time, AWS's limit). Idempotent.
+    """
     ecs = lab.client("ecs")
-    paginator = ecs.get_paginator("list_task_definitions")
-    arns = [
-        a
-        for page in paginator.paginate(familyPrefix=lab.name("app"))
-        for a in page["taskDefinitionArns"]
-    ]
-    for arn in arns:
+    for arn in _family_revisions(lab, "ACTIVE"):
         ecs.deregister_task_definition(taskDefinition=arn)
+    inactive = _family_revisions(lab, "INACTIVE")
+    for start in range(0, len(inactive), DELETE_BATCH):
+        answer = ecs.delete_task_definitions(taskDefinitions=inactive[start : start + DELETE_BATCH])
+        if answer.get("failures"):
+            failure = answer["failures"][0]
+            raise AwsError(
+                f"DeleteTaskDefinitions refused {failure.get('arn')}: {failure.get('reason')}",
+                code="ClientException",
+                operation="DeleteTaskDefinitions",
+                hint="Run the teardown cell again; if it is refused again, deregister the "
+                "revision in the ECS console and delete it there.",
+            )
+
+
+def _family_revisions(lab: Lab, status: str) -> list[str]:
+    """The ARNs of the chapter's family's revisions in ``status`` (ACTIVE or INACTIVE)."""
+    paginator = lab.client("ecs").get_paginator("list_task_definitions")
+    pages = paginator.paginate(familyPrefix=lab.name("app"), status=status)
+    return [arn for page in pages for arn in page["taskDefinitionArns"]]
 
 
 @step("Delete the ECS cluster")
@@ -1103,8 +1125,8 @@ def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
 
 def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
     """What of this module is still tagged for the student: the cluster (while ACTIVE),
-    its services and the ACTIVE task definitions, as (service, kind, id) rows for
-    teardown.leftovers."""
+    its services and the task definitions not deleted (ACTIVE or INACTIVE), as
+    (service, kind, id) rows for teardown.leftovers."""
     ecs_client = lab.client("ecs")
     found: list[tuple[str, str, str]] = []
     for arn in ecs_client.list_clusters()["clusterArns"]:
@@ -1116,6 +1138,6 @@ def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
         found.append(("ecs", "cluster", arn))
         for service_arn in ecs_client.list_services(cluster=arn)["serviceArns"]:
             found.append(("ecs", "service", service_arn))
-    families = ecs_client.list_task_definitions(familyPrefix=lab.name("app"), status="ACTIVE")
-    found += [("ecs", "task definition", a) for a in families["taskDefinitionArns"]]
+    for status in ("ACTIVE", "INACTIVE"):  # INACTIVE ones too: teardown deletes them
+        found += [("ecs", "task definition", a) for a in _family_revisions(lab, status)]
     return found

@@ -188,3 +188,25 @@ def test_a_rollout_stopped_while_the_roles_propagated_is_deployed_again(timed_la
     assert [c.operation for c in lab.log.calls if c.operation == "UpdateService"] == [
         "UpdateService"
     ]
+
+
+def test_teardown_deletes_task_definitions_instead_of_leaving_them_inactive(lab) -> None:
+    # On AWS a deregistered revision stays INACTIVE (listed) for good unless deleted;
+    # DeleteTaskDefinitions takes 10 at a time: 12 revisions need two calls.
+    client = lab.client("ecs")
+    for _ in range(12):
+        client.register_task_definition(
+            family=lab.name("app"),
+            containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}],
+        )
+    client.deregister_task_definition(taskDefinition=f"{lab.name('app')}:1")
+    kinds = [kind for _, kind, _ in ecs.leftovers(lab)]
+    assert kinds.count("task definition") == 12  # the INACTIVE one is a leftover too
+    ecs.delete_task_definitions(lab)
+    for status in ("ACTIVE", "INACTIVE"):
+        listed = client.list_task_definitions(familyPrefix=lab.name("app"), status=status)
+        assert listed["taskDefinitionArns"] == []
+    calls = [c.operation for c in lab.log.calls if c.operation == "DeleteTaskDefinitions"]
+    assert calls == ["DeleteTaskDefinitions", "DeleteTaskDefinitions"]
+    ecs.delete_task_definitions(lab)  # again: nothing to do
+    assert not [kind for _, kind, _ in ecs.leftovers(lab) if kind == "task definition"]
