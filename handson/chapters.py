@@ -9,7 +9,7 @@ reverse. Each step is idempotent, so running either again changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -52,7 +52,7 @@ class Chapter:
     # What teardown deletes for it, in order (label, step); chapters go in reverse.
     deletes: tuple[tuple[str, Callable[[Lab], None]], ...] = ()
     # The look-ups of what its modules tagged, for teardown.leftovers.
-    leftovers: tuple[Leftovers, ...] = field(default=())
+    leftovers: tuple[Leftovers, ...] = ()
 
 
 def _build_network(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
