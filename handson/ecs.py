@@ -877,7 +877,6 @@ def service_table(service: dict[str, Any]) -> pd.DataFrame:
 
 
 @step("Show the service")
-@step("Show the service")
 def show_service(lab: Lab) -> pd.DataFrame:
     """The service's status, desired/running/pending counts and rollout state per deployment.
 

@@ -84,7 +84,6 @@ def ensure_log_group(lab: Lab) -> str:
 
 
 @step("Show the log streams")
-@step("Show the log streams")
 def show_log_streams(lab: Lab, *, limit: int = 3) -> pd.DataFrame:
     """The log group's most recently written streams (one per task), newest first.
 
