@@ -210,3 +210,11 @@ def test_teardown_deletes_task_definitions_instead_of_leaving_them_inactive(lab)
     assert calls == ["DeleteTaskDefinitions", "DeleteTaskDefinitions"]
     ecs.delete_task_definitions(lab)  # again: nothing to do
     assert not [kind for _, kind, _ in ecs.leftovers(lab) if kind == "task definition"]
+    # ECS keeps the family's name: the next revision is 13, not 1 again.
+    again = client.register_task_definition(
+        family=lab.name("app"),
+        containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}],
+    )["taskDefinition"]
+    assert again["revision"] == 13
+    latest = client.describe_task_definition(taskDefinition=lab.name("app"))["taskDefinition"]
+    assert latest["revision"] == 13

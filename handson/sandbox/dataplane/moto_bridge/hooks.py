@@ -256,7 +256,41 @@ def _publish(service: Any) -> None:
         setattr(service, key, value)
 
 
+def _install_task_definition_revisions() -> None:
+    """ECS never reuses a revision number: once a family's revisions are deleted
+    (DeleteTaskDefinitions), the next one registered is numbered after the highest ever
+    registered (docs/sandbox.md, "Task definition revisions"). moto numbers it after the highest one
+    left, so a family deleted at teardown would start again at 1."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    backend_class = EC2ContainerServiceBackend
+    highest_left = backend_class._get_last_task_definition_revision_id
+    register = backend_class.register_task_definition
+
+    def _get_last_task_definition_revision_id(self: Any, family: str) -> int | None:
+        last = highest_left(self, family)
+        if self.__dict__.get("_registering") == family:  # numbering a new revision
+            last = max(last or 0, self.__dict__.get("_highest_revisions", {}).get(family, 0))
+        return last or None
+
+    def register_task_definition(self: Any, family: str, *args: Any, **kwargs: Any) -> Any:
+        self._registering = family
+        try:
+            definition = register(self, family, *args, **kwargs)
+        finally:
+            self._registering = None
+        highest = self.__dict__.setdefault("_highest_revisions", {})
+        highest[family] = max(highest.get(family, 0), definition.revision)
+        return definition
+
+    backend_class._get_last_task_definition_revision_id = (  # type: ignore[method-assign]
+        _get_last_task_definition_revision_id
+    )
+    backend_class.register_task_definition = register_task_definition  # type: ignore[method-assign]
+
+
 def _install_ecs() -> None:
+    _install_task_definition_revisions()
     cls = EC2ContainerServiceResponse
 
     @_wrap(cls, "register_task_definition")
