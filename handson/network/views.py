@@ -33,6 +33,8 @@ from handson.network.security import (
 from handson.network.vpc import (
     _find_vpc,
     _internet_gateways,
+    _require_internet_gateway,
+    _require_subnets,
     _require_vpc,
     _subnet_names,
     _subnets,
@@ -52,23 +54,11 @@ def get_network(lab: Lab) -> Network:
     """
     vpc = _require_vpc(lab)
     vpc_id = vpc["VpcId"]
-    igws = [
-        g
-        for g in _internet_gateways(lab)
-        if any(a["VpcId"] == vpc_id for a in g.get("Attachments", []))
-    ]
-    if not igws:
-        raise _missing(
-            f"The internet gateway {lab.name('igw')}",
-            "InvalidInternetGatewayID.NotFound",
-            "DescribeInternetGateways",
-        )
+    gateway = _require_internet_gateway(lab, vpc_id)
     zones = availability_zones(lab)
     public_names, private_names = _subnet_names(lab, zones)
-    subnets = _subnets(lab, vpc_id, public_names + private_names)
-    for name in public_names + private_names:
-        if name not in subnets:
-            raise _missing(f"The subnet {name}", "InvalidSubnetID.NotFound", "DescribeSubnets")
+    public = _require_subnets(lab, vpc_id, public_names)
+    private = _require_subnets(lab, vpc_id, private_names)
     groups = _security_groups(lab, vpc_id)
     for suffix in SECURITY_GROUPS:
         if lab.name(suffix) not in groups:
@@ -82,9 +72,9 @@ def get_network(lab: Lab) -> Network:
     return Network(
         vpc_id=vpc_id,
         vpc_cidr_block=vpc["CidrBlock"],
-        public_subnet_ids=tuple(subnets[n]["SubnetId"] for n in public_names),
-        private_subnet_ids=tuple(subnets[n]["SubnetId"] for n in private_names),
-        internet_gateway_id=igws[0]["InternetGatewayId"],
+        public_subnet_ids=tuple(s["SubnetId"] for s in public),
+        private_subnet_ids=tuple(s["SubnetId"] for s in private),
+        internet_gateway_id=gateway["InternetGatewayId"],
         availability_zones=zones,
         alb_security_group_id=groups[lab.name("alb-sg")]["GroupId"],
         ecs_security_group_id=groups[lab.name("ecs-sg")]["GroupId"],

@@ -72,6 +72,18 @@ def _internet_gateways(lab: Lab) -> list[dict[str, Any]]:
     ]
 
 
+def _require_internet_gateway(lab: Lab, vpc_id: str) -> dict[str, Any]:
+    """The student's internet gateway attached to ``vpc_id`` (NotFoundError if none)."""
+    for gateway in _internet_gateways(lab):
+        if any(a["VpcId"] == vpc_id for a in gateway.get("Attachments", [])):
+            return gateway
+    raise _missing(
+        f"The internet gateway {lab.name('igw')}",
+        "InvalidInternetGatewayID.NotFound",
+        "DescribeInternetGateways",
+    )
+
+
 def _vpc_route_tables(lab: Lab, vpc_id: str) -> list[dict[str, Any]]:
     """All of the VPC's route tables (the main one too: it holds implicit associations)."""
     return lab.client("ec2").describe_route_tables(
@@ -239,13 +251,7 @@ def ensure_route_tables(lab: Lab) -> RouteTables:
     """
     ec2 = lab.client("ec2")
     vpc_id = _require_vpc(lab)["VpcId"]
-    igws = _internet_gateways(lab)
-    if not igws:
-        raise _missing(
-            f"The internet gateway {lab.name('igw')}",
-            "InvalidInternetGatewayID.NotFound",
-            "DescribeInternetGateways",
-        )
+    gateway = _require_internet_gateway(lab, vpc_id)
     zones = availability_zones(lab)
     public_subnet_names, private_subnet_names = _subnet_names(lab, zones)
     public_subnets = _require_subnets(lab, vpc_id, public_subnet_names)
@@ -262,7 +268,7 @@ def ensure_route_tables(lab: Lab) -> RouteTables:
         )["RouteTable"]
 
     public = table(public_name)
-    _ensure_default_route(lab, public, GatewayId=igws[0]["InternetGatewayId"])
+    _ensure_default_route(lab, public, GatewayId=gateway["InternetGatewayId"])
     for subnet in public_subnets:
         _associate_route_table(lab, public["RouteTableId"], subnet["SubnetId"], tables)
     private_ids = []
