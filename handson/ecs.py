@@ -944,11 +944,13 @@ def task_rows(tasks: list[dict[str, Any]]) -> pd.DataFrame:
 
 @step("Show the tasks")
 def show_tasks(lab: Lab) -> pd.DataFrame:
-    """The service's running tasks: status, health, AZ and private IP.
+    """The service's running tasks: status, health, AZ and private IP, in zone order.
 
     Calls ListTasks and DescribeTasks.
     """
-    return task_rows(_tasks(lab, "RUNNING"))
+    # Tasks started together have no set order; by zone, a re-run shows the same table.
+    tasks = sorted(_tasks(lab, "RUNNING"), key=lambda t: t.get("availabilityZone", ""))
+    return task_rows(tasks)
 
 
 @step("Show the stopped tasks")

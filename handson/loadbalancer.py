@@ -384,6 +384,9 @@ def show_target_health(lab: Lab) -> pd.DataFrame:
         }
         for d in descriptions
     ]
+    # AWS lists targets in no set order; one row per zone, in zone order, reads the same on
+    # every run.
+    rows.sort(key=lambda r: (r["availability_zone"], r["target"]))
     return pd.DataFrame(rows, columns=TARGET_HEALTH_COLUMNS)
 
 
@@ -666,7 +669,7 @@ def watch_targets(
             seen[target] = (str(health.get("State", "")), str(health.get("Reason", "")))
         for target in [t for t in last if t not in seen and last[t][0] != GONE]:
             seen[target] = (GONE, "")
-        for target, (state, reason) in seen.items():
+        for target, (state, reason) in sorted(seen.items()):
             if last.get(target) != (state, reason):
                 rows.append(
                     {"target": target, "state": state, "reason": reason, "first_seen_s": at}

@@ -99,6 +99,7 @@ def test_service_fails_then_runs_after_push_and_restart(built) -> None:
     assert ecs.describe_service(lab)["taskDefinition"] != newer.arn
     tasks = ecs.show_tasks(lab)
     assert len(tasks) == 2 and set(tasks["last_status"]) == {"RUNNING"}
+    assert list(tasks["availability_zone"]) == sorted(tasks["availability_zone"])
     assert set(tasks["health"]) == {"UNKNOWN"}, "no container health check is declared"
     events = ecs.show_service_events(lab, limit=3)
     assert events["message"][0].endswith("has reached a steady state.")

@@ -216,6 +216,21 @@ def test_target_health_lists_a_registered_target(lab, alb):
     assert row["state"] in {"initial", "unhealthy", "healthy", "unavailable"}
 
 
+def test_target_health_lists_targets_in_zone_then_address_order(lab, alb):
+    # DescribeTargetHealth has no set order; the view's rows must not change between runs.
+    lab.client("elbv2").register_targets(
+        TargetGroupArn=alb.target_group_arn,
+        Targets=[{"Id": "10.0.1.61", "Port": 3000}, {"Id": "10.0.1.52", "Port": 3000}],
+    )
+    for _ in range(100):
+        table = loadbalancer.show_target_health(lab)
+        if len(table) == 2:
+            break
+        time.sleep(0.05)
+    keys = list(zip(table["availability_zone"], table["target"], strict=True))
+    assert len(keys) == 2 and keys == sorted(keys)
+
+
 def test_alb_without_targets_answers_503(lab, alb):
     response = loadbalancer.call_alb(lab, "/health")
     assert response.status == 503
