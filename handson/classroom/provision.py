@@ -32,8 +32,10 @@ from typing import Any
 
 import pandas as pd
 from jupyter_client import KernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from traitlets.config import Config
 
+from handson.classroom.kernels import PreforkedKernel
 from handson.classroom.parallel import each_student
 from handson.classroom.roster import (
     Roster,
@@ -313,10 +315,10 @@ def _run_all(
 
 def _context() -> ForkServerContext:
     """The forkserver start method: a worker is forked from a clean server process that
-    imported papermill once (3 s of CPU per student otherwise), never from this process
-    with its threads."""
+    loaded papermill, ipykernel, handson and the service models once (``preload``; 3 s of
+    CPU per student otherwise), never from this process with its threads."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["papermill", __name__])
+    context.set_forkserver_preload(["handson.classroom.preload", __name__])
     return context
 
 
@@ -443,10 +445,12 @@ def _done_before_rows(directory: Path, keys: Sequence[str]) -> list[dict[str, An
 def _run_student(job: _Job, sockets: Path, sender: Connection) -> None:
     """In the student's process: the notebooks in order in the student's one kernel, a row
     sent back for each."""
+    # First, while this process has no thread: the child its kernel will be.
+    preforked = PreforkedKernel(close=[sender])
     os.environ.clear()
     os.environ.update(job.environ)
     failed = False
-    kernel = _StudentKernel(sockets)
+    kernel = _StudentKernel(sockets, preforked)
     try:
         with sender:
             for key in job.notebooks:
@@ -464,11 +468,14 @@ class _StudentKernel:
     history session starts (cells numbered from 1 again): a notebook sees nothing the
     previous one defined, as in a fresh kernel. Only the imported modules stay, which is
     the point: a kernel's start and ``import handson`` cost two seconds of CPU, and a class
-    shares 2 cores. A kernel that died or hung is replaced by a new one.
+    shares 2 cores. A kernel that died or hung is replaced by a new one. The first kernel
+    runs in the ``preforked`` child (``kernels``) if there is one; a replacement is
+    launched as usual.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, preforked: PreforkedKernel | None = None) -> None:
         self.directory = directory
+        self.preforked = preforked
         self.manager: _KernelManager | None = None
         self.started = 0
 
@@ -481,7 +488,7 @@ class _StudentKernel:
                 return self.manager
             except Exception:  # dead or hung: a new kernel instead
                 pass
-        self.discard()
+        self._shut_down()
         self.started += 1
         # A private directory per kernel for its connection file and ipc sockets: a shared
         # socket prefix makes concurrent kernels bind each other's sockets.
@@ -495,10 +502,18 @@ class _StudentKernel:
             }
         }
         self.manager = _KernelManager(kernel_name="python3", config=Config(config))
+        self.manager.preforked = self.preforked
         return self.manager
 
     def discard(self) -> None:
-        """Shut the kernel down (if any) and close every channel opened to it."""
+        """Shut the kernel down (if any), close every channel opened to it and end the
+        preforked child if no kernel used it: at the student's end, or after a kernel
+        failed to start (the next try launches one as usual)."""
+        if self.preforked is not None:
+            self.preforked.discard()
+        self._shut_down()
+
+    def _shut_down(self) -> None:
         manager, self.manager = self.manager, None
         if manager is None:
             return
@@ -526,10 +541,30 @@ class _StudentKernel:
 
 
 class _KernelManager(KernelManager):
-    """A kernel manager that remembers the clients it made, to close their channels:
-    nbclient leaves them open when it does not own the kernel manager."""
+    """A kernel manager that remembers the clients it made, to close their channels
+    (nbclient leaves them open when it does not own the kernel manager), and that runs its
+    kernel in the ``preforked`` child when it has an unused one."""
 
     _opened: list[Any]
+    preforked: PreforkedKernel | None = None
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        preforked = self.preforked
+        provisioner = self.provisioner
+        if (
+            preforked is None
+            or preforked.used
+            or not preforked.can_run(kernel_cmd)
+            or not isinstance(provisioner, LocalProvisioner)
+        ):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            return
+        process = preforked.launch(kernel_cmd, env=kw["env"], cwd=kw.get("cwd"))
+        # What LocalProvisioner.launch_kernel records of the process it starts.
+        provisioner.process = process
+        provisioner.pid = provisioner.pgid = process.pid  # the child leads its own session
+        provisioner.cwd = kw.get("cwd") or os.getcwd()
+        self._reconcile_connection_info(provisioner.connection_info)
 
     def client(self, **kwargs: Any) -> Any:
         client = super().client(**kwargs)
