@@ -87,13 +87,22 @@ class Sampler:
                 children[process.info["ppid"]].append(process.pid)
         sandbox_pids = descendants(children, self.server)
         ours = (descendants(children, os.getpid()) - {os.getpid()}) | sandbox_pids
+        # A student's first kernel is forked from its worker (same command line): the
+        # workers are the forkserver's children, their children kernels.
+        forkservers = [
+            pid
+            for pid in children[os.getpid()]
+            if "forkserver" in " ".join(table.get(pid, {}).get("cmdline") or [])
+        ]
+        workers = {w for f in forkservers for w in children[f]}
+        forked = {k for w in workers for k in children[w]}
         split: dict[str, int] = defaultdict(int)
         kernels = 0
         for pid in ours & table.keys():
             info = table[pid]
             if pid in sandbox_pids:
                 part = "sandbox"
-            elif "ipykernel_launcher" in (info["cmdline"] or []):
+            elif pid in forked or "ipykernel_launcher" in (info["cmdline"] or []):
                 part, kernels = "kernel", kernels + 1
             else:
                 part = "worker"
