@@ -66,7 +66,8 @@ DEFAULT_NOTEBOOKS = ("00",)
 # 101 s with 6 and 98 s with 8. The run is CPU-bound past 4 (kernels, then the sandbox),
 # but the waits in each notebook (rollouts) leave the cores idle unless enough students
 # run at once; on real AWS, where a run is mostly waiting, 8 helps even more. With the
-# realistic sandbox and one kernel per student, 8 at a time took 113-133 s.
+# realistic sandbox and one kernel per student, 8 at a time took 113-133 s; with that
+# kernel forked from the worker (kernels.py), 100-110 s.
 DEFAULT_PARALLEL = 8
 START_RETRIES = 3
 RESET_TIMEOUT = 60.0
