@@ -29,7 +29,7 @@ lab: $(STAMP)
 
 ## Re-execute the notebooks in place so the committed outputs are current.
 outputs: $(STAMP)
-	$(PY) tools/refresh_outputs.py 00,07,99,instructor,solutions
+	$(PY) tools/refresh_outputs.py notebooks,solutions
 
 ## Write exercises/*.ipynb from solutions/*.ipynb (answers become stubs, outputs cleared).
 exercises: $(STAMP)

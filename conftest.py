@@ -6,7 +6,8 @@ settings are put in place just before the first notebook cell runs (before nbval
 the kernel). Before the first solution notebook, notebook 00 runs for the solutions'
 student, as a learner runs it before the exercises (``make outputs`` does the same).
 pandas' HTML tables change between pandas versions: only ``text/plain`` is compared
-(nbval compares every MIME type it is not told to skip).
+(nbval compares every MIME type it is not told to skip). The course notebooks run in
+``course.replay_order()`` (chapters 1-6's lessons after 99), as ``make outputs`` runs them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def _is_notebook_cell(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    order = [course.notebook_path(key) for key in course.replay_order()]
+    slots = [i for i, item in enumerate(items) if item.path in order]
+    placed = sorted((items[i] for i in slots), key=lambda item: order.index(item.path))
+    for i, item in zip(slots, placed, strict=True):
+        items[i] = item
     for item in items:
         if _is_notebook_cell(item) and "text/html" not in item.parent.skip_compare:  # type: ignore[attr-defined]
             item.parent.skip_compare = (*item.parent.skip_compare, "text/html")  # type: ignore[attr-defined]

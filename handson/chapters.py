@@ -8,6 +8,7 @@ reverse. Each step is idempotent, so running either again changes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from handson import database, ecs, iam, loadbalancer, logs, network, registry, secrets
 from handson.connection import Lab
-from handson.exceptions import NotFoundError
+from handson.exceptions import ConfigurationError, NotFoundError
 
 # What the builds have made so far, by name: the fields of Prerequisites.
 Built = dict[str, Any]
@@ -53,6 +54,9 @@ class Chapter:
     deletes: tuple[tuple[str, Callable[[Lab], None]], ...] = ()
     # The look-ups of what its modules tagged, for teardown.leftovers.
     leftovers: tuple[Leftovers, ...] = ()
+    # What the account holds once the chapter is built, for its check: (service, kind of
+    # resource as the leftovers look-ups name it, the counts that are right).
+    expects: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
 
 
 def _build_network(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
@@ -85,9 +89,8 @@ def _build_database(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
         security_group_id=net.rds_security_group_id,
     )
     # Chapter 4's task role, made here: its policy names this chapter's secret.
-    log_group_arn = _log_group_arn(lab, built["log_group"])
     built["task_role_arn"] = iam.ensure_task_role(
-        lab, log_group_arn=log_group_arn, secret_arn=db.secret_arn
+        lab, log_group_arn=logs.log_group_arn(lab), secret_arn=db.secret_arn
     )
 
 
@@ -96,21 +99,41 @@ CHAPTERS: tuple[Chapter, ...] = (
         "01",
         "VPC network",
         build=_build_network,  # chapter 2's security groups, NACLs and NAT too
+        notebook="01_vpc.ipynb",
         deletes=(("VPC network (NAT, subnets, ...)", network.delete_network),),
         leftovers=(network.leftovers,),
+        expects=(
+            ("ec2", "vpc", (1,)),
+            ("ec2", "subnet", (4,)),
+            ("ec2", "internet gateway", (1,)),
+            ("ec2", "route table", (3,)),
+        ),
     ),
-    Chapter("02", "security + NAT"),
+    Chapter(
+        "02",
+        "security + NAT",
+        notebook="02_security_and_nat.ipynb",
+        expects=(
+            ("ec2", "network acl", (2,)),
+            ("ec2", "security group", (3,)),
+            ("ec2", "nat gateway", (0, 2)),  # off, or one per zone
+            ("ec2", "elastic ip", (0, 2)),
+        ),
+    ),
     Chapter(
         "03",
         "ALB",
         build=_build_alb,
+        notebook="03_alb.ipynb",
         deletes=(("ALB, listener, target group", loadbalancer.delete_alb),),
         leftovers=(loadbalancer.leftovers,),
+        expects=(("elbv2", "load balancer", (1,)), ("elbv2", "target group", (1,))),
     ),
     Chapter(
         "04",
         "ECS + IAM",
         build=_build_ecs_ecr_iam,
+        notebook="04_ecs_ecr_iam.ipynb",
         deletes=(
             ("ECS cluster", ecs.delete_cluster),
             ("ECR repository", registry.delete_repository),
@@ -118,15 +141,30 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("IAM roles", iam.delete_roles),
         ),
         leftovers=(ecs.leftovers, registry.leftovers, logs.leftovers, iam.leftovers),
+        expects=(
+            ("ecs", "cluster", (1,)),
+            ("ecr", "repository", (1,)),
+            ("logs", "log group", (1,)),
+            ("iam", "role", (1, 2)),  # the execution role; chapter 5 adds the task role
+        ),
     ),
     Chapter(
         "05",
         "RDS",
         build=_build_database,
+        notebook="05_rds.ipynb",
         deletes=(("RDS database and its secret", database.delete_database),),
         leftovers=(database.leftovers, secrets.leftovers),
+        expects=(
+            ("rds", "db subnet group", (1,)),
+            ("rds", "db parameter group", (1,)),
+            ("rds", "db instance", (1,)),
+            ("secretsmanager", "secret", (1,)),
+            ("iam", "role", (2,)),
+        ),
     ),
-    Chapter("06", "image"),  # pushed by chapter 7's first step
+    # Built locally; chapter 7's first step pushes it. Its check reads the Dockerfile.
+    Chapter("06", "image", notebook="06_image.ipynb"),
     Chapter(
         "07",
         "ECS task definition and service",
@@ -137,6 +175,26 @@ CHAPTERS: tuple[Chapter, ...] = (
         ),
     ),
 )
+
+
+def chapter(key: str) -> Chapter:
+    """The chapter ``key`` ("01" ... "07"); ConfigurationError naming the keys if unknown."""
+    for declared in CHAPTERS:
+        if declared.key == key:
+            return declared
+    keys = ", ".join(c.key for c in CHAPTERS)
+    raise ConfigurationError(f"There is no chapter {key!r}: choose from {keys}.")
+
+
+def inventory(lab: Lab) -> Counter[tuple[str, str]]:
+    """How many resources of each (service, kind) are tagged for the student, as the
+    chapters' leftovers look-ups find them."""
+    return Counter(
+        (service, kind)
+        for declared in CHAPTERS
+        for finder in declared.leftovers
+        for service, kind, _ in finder(lab)
+    )
 
 
 def chapter_notebooks() -> dict[str, str]:
@@ -171,10 +229,6 @@ def get_prerequisites(lab: Lab) -> Prerequisites:
         log_group=logs.log_group_name(lab),
         database=db,
     )
-
-
-def _log_group_arn(lab: Lab, name: str) -> str:
-    return f"arn:aws:logs:{lab.region}:{lab.account_id}:log-group:{name}"
 
 
 def show_prerequisites(lab: Lab, pre: Prerequisites) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from handson.chapters import chapter_notebooks
+from handson.chapters import COURSE, chapter_notebooks
 from handson.exceptions import ConfigurationError, HandsonError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +56,20 @@ def solution_keys() -> list[str]:
     return [f"solutions/{p.name}" for p in sorted(SOLUTIONS_DIR.glob("*.ipynb"))]
 
 
+def replay_order() -> list[str]:
+    """The order nbval and ``make outputs`` run the course notebooks in, on one sandbox:
+    00 and the course, 99, then chapters 1-6's lessons on the account 99 emptied (so that
+    they show what they create, as for a learner who starts the series with them; they
+    leave what 00 leaves, for the solutions after them), then the instructor's."""
+    lessons = [key for key in chapter_notebooks() if key < COURSE]
+    return ["00", COURSE, "99", *lessons, "instructor"]
+
+
 def expand_keys(keys: Sequence[str]) -> list[str]:
-    """The notebook keys with "solutions" standing for every solution, in order."""
-    return [k for key in keys for k in (solution_keys() if key == "solutions" else [key])]
+    """The notebook keys with "solutions" standing for every solution and "notebooks" for
+    the course notebooks (:func:`replay_order`), in order."""
+    groups = {"solutions": solution_keys, "notebooks": replay_order}
+    return [k for key in keys for k in (groups[key]() if key in groups else [key])]
 
 
 def prepare_solutions(*, student: str = "student01") -> Path:

@@ -24,6 +24,7 @@ __all__ = [
     "RETENTION_DAYS",
     "delete_log_group",
     "ensure_log_group",
+    "log_group_arn",
     "log_group_name",
     "show_log_events",
     "show_log_streams",
@@ -44,6 +45,11 @@ FOLLOW_SECONDS: Final = 5.0
 def log_group_name(lab: Lab) -> str:
     """``/ecs/<project>-<environment>``, the series' log group of the API's containers."""
     return f"/ecs/{lab.prefix}"
+
+
+def log_group_arn(lab: Lab) -> str:
+    """The log group's ARN, as an IAM policy names it (no AWS call)."""
+    return f"arn:aws:logs:{lab.region}:{lab.account_id}:log-group:{log_group_name(lab)}"
 
 
 def _find_log_group(lab: Lab) -> dict[str, Any] | None:

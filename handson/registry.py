@@ -28,6 +28,7 @@ from handson.exceptions import ConfigurationError, DockerError, HandsonError
 from handson.home import kit_home
 from handson.image_format import (
     OCI_MANIFEST_MEDIA_TYPE,
+    ImageConfig,
     build_manifest,
     image_digest,
     parse_dockerfile,
@@ -49,6 +50,8 @@ __all__ = [
     "push_commands",
     "push_image",
     "set_app_version",
+    "image_config",
+    "show_image_config",
     "show_images",
 ]
 
@@ -268,6 +271,34 @@ def _shown_context(context: Path) -> str:
     """The build context as typed in a terminal at the kit's folder (``app``), or absolute."""
     root = APP_DIR.parent
     return str(context.relative_to(root)) if context.is_relative_to(root) else str(context)
+
+
+def image_config(context: Path = APP_DIR) -> ImageConfig:
+    """What the Dockerfile in ``context`` gives the image when it runs (read locally)."""
+    try:
+        return parse_dockerfile(context)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+
+
+@step("read the image's Dockerfile")
+def show_image_config(lab: Lab, context: Path = APP_DIR) -> pd.DataFrame:
+    """How a container of the image runs, as its Dockerfile sets it: base image settings
+    the task definition relies on (the user, the port, the health check, the command).
+
+    Reads the Dockerfile only: no AWS call, no Docker. Chapter 6.
+    """
+    config = image_config(context)
+    health = config.healthcheck
+    rows = [
+        ("user", config.user or "root (no USER)"),
+        ("working directory", config.workdir),
+        ("exposed ports", ", ".join(str(p) for p in config.exposed_ports) or "(none)"),
+        ("environment", ", ".join(f"{k}={v}" for k, v in config.env.items()) or "(none)"),
+        ("health check", shlex.join(health["test"]) if health else "(none)"),
+        ("command", shlex.join([*config.entrypoint, *config.cmd])),
+    ]
+    return pd.DataFrame(rows, columns=["setting", "value"])
 
 
 @step("list the ECR images")

@@ -5,7 +5,7 @@ Re-executes notebooks in place on a fresh, private sandbox. The sandbox is seede
 still varies between runs (times, ports) is normalised with notebooks/sanitize.cfg before
 writing, as nbval compares them, so running it twice gives no diff::
 
-    .venv/bin/python tools/refresh_outputs.py 00,07,99,instructor,solutions
+    .venv/bin/python tools/refresh_outputs.py notebooks,solutions
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "notebooks", help="comma-separated keys: 00,07,99,instructor,solutions (or 04_...)"
+        "notebooks",
+        help="comma-separated keys: notebooks (all, in nbval's order), solutions, or "
+        "00, 07, 99, instructor, solutions/04_...",
     )
     args = parser.parse_args(argv)
     for path in refresh_outputs(args.notebooks.split(",")):

@@ -13,11 +13,13 @@ from handson.checks import break_and_fix
 from handson.checks import version2
 from handson.checks import scaling
 from handson.checks.base import CheckResult, Criterion, check, names
+from handson.checks.chapters import chapter
 
 __all__ = [
     "CheckResult",
     "Criterion",
     "break_and_fix",
+    "chapter",
     "check",
     "names",
     "scaling",
