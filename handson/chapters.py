@@ -115,7 +115,7 @@ CHAPTERS: tuple[Chapter, ...] = (
         notebook="02_security_and_nat.ipynb",
         expects=(
             ("ec2", "network acl", (2,)),
-            ("ec2", "security group", (3,)),
+            ("ec2", "security group", (3, 4)),  # 4 with chapter 8's endpoints group
             ("ec2", "nat gateway", (0, 2)),  # off, or one per zone
             ("ec2", "elastic ip", (0, 2)),
         ),
@@ -144,8 +144,9 @@ CHAPTERS: tuple[Chapter, ...] = (
         expects=(
             ("ecs", "cluster", (1,)),
             ("ecr", "repository", (1,)),
-            ("logs", "log group", (1,)),
-            ("iam", "role", (1, 2)),  # the execution role; chapter 5 adds the task role
+            ("logs", "log group", (1, 2)),  # chapter 8 adds the flow logs' group
+            # The execution role; chapter 5 adds the task role, chapter 8 the flow logs'.
+            ("iam", "role", (1, 2, 3)),
         ),
     ),
     Chapter(
@@ -160,7 +161,7 @@ CHAPTERS: tuple[Chapter, ...] = (
             ("rds", "db parameter group", (1,)),
             ("rds", "db instance", (1,)),
             ("secretsmanager", "secret", (1,)),
-            ("iam", "role", (2,)),
+            ("iam", "role", (2, 3)),
         ),
     ),
     # Built locally; chapter 7's first step pushes it. Its check reads the Dockerfile.
@@ -172,6 +173,19 @@ CHAPTERS: tuple[Chapter, ...] = (
         deletes=(
             ("ECS service", ecs.delete_service),
             ("ECS task definitions", ecs.delete_task_definitions),
+        ),
+    ),
+    Chapter(
+        "08",
+        "VPC endpoints",  # its notebook is not in the kit yet (steps, deletes and check are)
+        deletes=(("VPC endpoints and flow logs", network.delete_endpoints),),
+        leftovers=(network.endpoints.leftovers,),
+        expects=(
+            ("ec2", "vpc endpoint", (1 + len(network.INTERFACE_SERVICES),)),
+            ("ec2", "flow log", (1,)),
+            ("ec2", "nat gateway", (0,)),
+            ("logs", "log group", (2,)),
+            ("iam", "role", (3,)),
         ),
     ),
 )

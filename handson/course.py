@@ -58,11 +58,13 @@ def solution_keys() -> list[str]:
 
 def replay_order() -> list[str]:
     """The order nbval and ``make outputs`` run the course notebooks in, on one sandbox:
-    00 and the course, 99, then chapters 1-6's lessons on the account 99 emptied (so that
-    they show what they create, as for a learner who starts the series with them; they
-    leave what 00 leaves, for the solutions after them), then the instructor's."""
+    00, the course and the chapters after it, 99, then chapters 1-6's lessons on the
+    account 99 emptied (so that they show what they create, as for a learner who starts
+    the series with them; they leave what 00 leaves, for the solutions after them), then
+    the instructor's."""
     lessons = [key for key in chapter_notebooks() if key < COURSE]
-    return ["00", COURSE, "99", *lessons, "instructor"]
+    later = [key for key in chapter_notebooks() if key > COURSE]
+    return ["00", COURSE, *later, "99", *lessons, "instructor"]
 
 
 def expand_keys(keys: Sequence[str]) -> list[str]:

@@ -20,10 +20,13 @@ from handson.exceptions import ConfigurationError, NotFoundError
 
 __all__ = [
     "EXECUTION_MANAGED_POLICY_ARN",
+    "delete_flow_logs_role",
     "delete_roles",
     "ensure_execution_role",
+    "ensure_flow_logs_role",
     "ensure_execution_secret_policy",
     "ensure_task_role",
+    "flow_logs_policy",
     "show_roles",
 ]
 
@@ -67,12 +70,20 @@ def _get_role(lab: Lab, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _ensure_role(lab: Lab, name: str, description: str) -> str:
+def _trust(service: str) -> dict[str, Any]:
+    """A trust policy letting the AWS service ``service`` assume the role."""
+    statement = {**TRUST_POLICY["Statement"][0], "Principal": {"Service": service}}
+    return {**TRUST_POLICY, "Statement": [statement]}
+
+
+def _ensure_role(
+    lab: Lab, name: str, description: str, *, service: str = "ecs-tasks.amazonaws.com"
+) -> str:
     role = _get_role(lab, name)
     if role is None:
         role = lab.client("iam").create_role(
             RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+            AssumeRolePolicyDocument=json.dumps(_trust(service)),
             Description=description,
             Tags=lab.tag_list(name),
         )["Role"]
@@ -259,15 +270,75 @@ def delete_roles(lab: Lab) -> None:
     Calls GetRole, ListAttachedRolePolicies, DetachRolePolicy, ListRolePolicies,
     DeleteRolePolicy and DeleteRole. Idempotent (a missing role is skipped). Teardown.
     """
-    iam = lab.client("iam")
     for name in (_task_role_name(lab), _execution_role_name(lab)):
-        if _get_role(lab, name) is None:
-            continue
-        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
-        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
-        iam.delete_role(RoleName=name)
+        _delete_role(lab, name)
+
+
+def _delete_role(lab: Lab, name: str) -> None:
+    iam = lab.client("iam")
+    if _get_role(lab, name) is None:
+        return
+    for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+    iam.delete_role(RoleName=name)
+
+
+# ------------------------------------------------------------------ chapter 8
+
+
+def _flow_logs_role_name(lab: Lab) -> str:
+    return lab.name("vpc-flow-logs-role")
+
+
+def flow_logs_policy(log_group_arn: str) -> dict[str, Any]:
+    """What VPC Flow Logs needs to write to its log group (no AWS call)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                ],
+                "Resource": [log_group_arn, f"{log_group_arn}:*"],
+            }
+        ],
+    }
+
+
+@step("Create the VPC Flow Logs role")
+def ensure_flow_logs_role(lab: Lab, *, log_group_arn: str) -> str:
+    """The role VPC Flow Logs assumes to write its records to CloudWatch Logs, with an
+    inline policy for that one log group.
+
+    Calls GetRole, CreateRole (trusting vpc-flow-logs.amazonaws.com) when missing,
+    GetRolePolicy, and PutRolePolicy only when the policy is missing or different.
+    Idempotent. Chapter 8. Returns the role's ARN.
+    """
+    _check_arn(
+        log_group_arn,
+        label="log_group_arn",
+        marker=":log-group:",
+        example="arn:aws:logs:ap-northeast-1:123456789012:log-group:/aws/vpc/my-project-dev",
+    )
+    name = _flow_logs_role_name(lab)
+    arn = _ensure_role(
+        lab, name, "VPC Flow Logs: write to its log group", service="vpc-flow-logs.amazonaws.com"
+    )
+    _put_inline_policy(lab, name, "write-flow-logs", flow_logs_policy(log_group_arn))
+    return arn
+
+
+@step("Delete the VPC Flow Logs role")
+def delete_flow_logs_role(lab: Lab) -> None:
+    """Delete the flow logs role and its policy. Calls GetRole, ListAttachedRolePolicies,
+    ListRolePolicies, DeleteRolePolicy and DeleteRole. Idempotent. Teardown of chapter 8."""
+    _delete_role(lab, _flow_logs_role_name(lab))
 
 
 def leftovers(lab: Lab) -> list[tuple[str, str, str]]:

@@ -23,7 +23,11 @@ from handson.exceptions import ConfigurationError
 __all__ = [
     "RETENTION_DAYS",
     "delete_log_group",
+    "delete_flow_log_group",
+    "ensure_flow_log_group",
     "ensure_log_group",
+    "flow_log_group_arn",
+    "flow_log_group_name",
     "log_group_arn",
     "log_group_name",
     "show_log_events",
@@ -49,11 +53,14 @@ def log_group_name(lab: Lab) -> str:
 
 def log_group_arn(lab: Lab) -> str:
     """The log group's ARN, as an IAM policy names it (no AWS call)."""
-    return f"arn:aws:logs:{lab.region}:{lab.account_id}:log-group:{log_group_name(lab)}"
+    return _group_arn(lab, log_group_name(lab))
 
 
-def _find_log_group(lab: Lab) -> dict[str, Any] | None:
-    name = log_group_name(lab)
+def _group_arn(lab: Lab, name: str) -> str:
+    return f"arn:aws:logs:{lab.region}:{lab.account_id}:log-group:{name}"
+
+
+def _find_log_group(lab: Lab, name: str) -> dict[str, Any] | None:
     pages = lab.client("logs").get_paginator("describe_log_groups")
     # The prefix also matches longer names (/ecs/P-E-other): keep the exact one.
     for page in pages.paginate(logGroupNamePrefix=name):
@@ -77,9 +84,12 @@ def ensure_log_group(lab: Lab) -> str:
     Calls DescribeLogGroups, then CreateLogGroup if it's missing, and PutRetentionPolicy
     only if the retention isn't 14 days. Idempotent. Chapter 4. Returns the group's name.
     """
+    return _ensure_group(lab, log_group_name(lab))
+
+
+def _ensure_group(lab: Lab, name: str) -> str:
     logs = lab.client("logs")
-    name = log_group_name(lab)
-    group = _find_log_group(lab)
+    group = _find_log_group(lab, name)
     if group is None:
         logs.create_log_group(logGroupName=name, tags=dict(lab.tags, Name=name))
         group = {}
@@ -87,6 +97,33 @@ def ensure_log_group(lab: Lab) -> str:
     if group.get("retentionInDays") != RETENTION_DAYS:
         logs.put_retention_policy(logGroupName=name, retentionInDays=RETENTION_DAYS)
     return name
+
+
+def flow_log_group_name(lab: Lab) -> str:
+    """``/aws/vpc/<project>-<environment>``, chapter 8's log group of VPC Flow Logs."""
+    return f"/aws/vpc/{lab.prefix}"
+
+
+def flow_log_group_arn(lab: Lab) -> str:
+    """The flow log group's ARN, as an IAM policy names it (no AWS call)."""
+    return _group_arn(lab, flow_log_group_name(lab))
+
+
+@step("Create the flow log group")
+def ensure_flow_log_group(lab: Lab) -> str:
+    """The log group ``/aws/vpc/P-E`` VPC Flow Logs writes to, kept 14 days.
+
+    Calls DescribeLogGroups, CreateLogGroup if it's missing, PutRetentionPolicy if the
+    retention isn't 14 days. Idempotent. Chapter 8. Returns the group's name.
+    """
+    return _ensure_group(lab, flow_log_group_name(lab))
+
+
+@step("Delete the flow log group")
+def delete_flow_log_group(lab: Lab) -> None:
+    """Delete ``/aws/vpc/P-E`` with its records. Calls DescribeLogGroups and
+    DeleteLogGroup. Idempotent. Teardown of chapter 8."""
+    _delete_group(lab, flow_log_group_name(lab))
 
 
 @step("Show the log streams")
@@ -260,17 +297,22 @@ def delete_log_group(lab: Lab) -> None:
     Calls DescribeLogGroups, then DeleteLogGroup if it exists. Idempotent. Chapter 4
     (teardown).
     """
-    if _find_log_group(lab) is not None:
-        lab.client("logs").delete_log_group(logGroupName=log_group_name(lab))
+    _delete_group(lab, log_group_name(lab))
+
+
+def _delete_group(lab: Lab, name: str) -> None:
+    if _find_log_group(lab, name) is not None:
+        lab.client("logs").delete_log_group(logGroupName=name)
 
 
 def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
-    """What of this module is still tagged for the student: the log groups under /ecs/, as
-    (service, kind, id) rows for teardown.leftovers."""
+    """What of this module is still tagged for the student: the log groups under /ecs/ and
+    /aws/vpc/, as (service, kind, id) rows for teardown.leftovers."""
     client = lab.client("logs")
     found: list[tuple[str, str, str]] = []
-    for group in client.describe_log_groups(logGroupNamePrefix="/ecs/")["logGroups"]:
-        tags = client.list_tags_log_group(logGroupName=group["logGroupName"])["tags"]
-        if lab.owns(tags):
-            found.append(("logs", "log group", group["logGroupName"]))
+    for prefix in ("/ecs/", "/aws/vpc/"):
+        for group in client.describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]:
+            tags = client.list_tags_log_group(logGroupName=group["logGroupName"])["tags"]
+            if lab.owns(tags):
+                found.append(("logs", "log group", group["logGroupName"]))
     return found

@@ -56,6 +56,13 @@ def nat_gateways(region: str, count: int) -> Estimate:
     return Estimate("NAT gateway", count, count * (p["nat_gateway"] + p["public_ipv4"]))
 
 
+def interface_endpoints(region: str, count: int, zones: int) -> Estimate:
+    """Interface VPC endpoints bill per hour in each zone they have an address in, before
+    data processing charges (gateway endpoints, S3's and DynamoDB's, are free)."""
+    p = prices(region)
+    return Estimate("interface VPC endpoint", count, count * zones * p["interface_endpoint_az"])
+
+
 def fargate_tasks(region: str, count: int, cpu: int, memory_mib: int) -> Estimate:
     """Fargate bills vCPU-hours and GB-hours per task (1-minute minimum)."""
     p = prices(region)

@@ -50,6 +50,25 @@ def wait(
         pause = min(pause * 1.5, longest)
 
 
+def until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    first: float = FIRST_PAUSE,
+    longest: float = LONGEST_PAUSE,
+) -> bool:
+    """Call ``check`` until it returns True, with the same growing pauses as :func:`wait`,
+    for what botocore has no waiter for (VPC endpoints). False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = first
+    while not check():
+        if time.monotonic() + pause > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 1.5, longest)
+    return True
+
+
 def retry_while_dependent(
     call: Callable[[], Any], *, timeout: float = 900.0, longest: float = LONGEST_PAUSE
 ) -> Any:

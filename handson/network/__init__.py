@@ -10,12 +10,24 @@ Every look-up filters on the student's tags (``lab.tag_filters()``) and the reso
 
 One module per concern: ``model`` (constants, tables, dataclasses, shared helpers),
 ``vpc`` (chapter 1), ``security`` (network ACLs and security groups), ``nat`` (NAT
-gateways), ``views`` (get_network, show_network) and ``lifecycle`` (ensure_network,
+gateways), ``endpoints`` (chapter 8: VPC endpoints and flow logs), ``views``
+(get_network, show_network) and ``lifecycle`` (ensure_network,
 delete_network, leftovers). This package only gathers their public names.
 """
 
 from __future__ import annotations
 
+from handson.network import endpoints as endpoints
+from handson.network.endpoints import (
+    INTERFACE_SERVICES,
+    delete_endpoints,
+    endpoints_cost,
+    ensure_endpoints_security_group,
+    ensure_flow_logs,
+    ensure_interface_endpoints,
+    ensure_s3_gateway_endpoint,
+    show_endpoints,
+)
 from handson.network.lifecycle import delete_network, ensure_network
 from handson.network.lifecycle import leftovers as leftovers
 from handson.network.model import ANYWHERE as ANYWHERE
@@ -43,6 +55,7 @@ from handson.network.vpc import (
 )
 
 __all__ = [
+    "INTERFACE_SERVICES",
     "NatGateway",
     "Network",
     "NetworkAcls",
@@ -52,16 +65,23 @@ __all__ = [
     "Subnets",
     "Vpc",
     "availability_zones",
+    "delete_endpoints",
     "delete_network",
+    "endpoints_cost",
+    "ensure_endpoints_security_group",
+    "ensure_flow_logs",
+    "ensure_interface_endpoints",
     "ensure_internet_gateway",
     "ensure_nat_gateways",
     "ensure_network",
     "ensure_network_acls",
     "ensure_route_tables",
+    "ensure_s3_gateway_endpoint",
     "ensure_security_groups",
     "ensure_subnets",
     "ensure_vpc",
     "get_network",
     "nat_gateway_cost",
+    "show_endpoints",
     "show_network",
 ]

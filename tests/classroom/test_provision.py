@@ -299,7 +299,7 @@ def test_a_kernel_that_never_starts_fails_after_three_retries(
         ({"overrides": {"nobody": {"task_memory": 1024}}}, "overrides for nobody: not on"),
         ({"overrides": {"prov-v": {"student": "other"}}}, "sets 'student': that comes from"),
         ({"parallel": 0}, "parallel=0"),
-        ({"notebooks": ("05",)}, "No course notebook '05'"),
+        ({"notebooks": ("42",)}, "No course notebook '42'"),
         ({"backend": "local"}, "backend='local'"),
     ],
 )

@@ -165,3 +165,14 @@ def test_an_aws_managed_policy_is_one_policy_counted_per_account(
     for account, roles in ((world, ["demo-dev-ecs-execution-role"]), (new_account, [])):
         found = account.client("iam").list_entities_for_policy(PolicyArn=EXECUTION_POLICY_ARN)
         assert [r["RoleName"] for r in found["PolicyRoles"]] == roles
+
+
+def test_an_elastic_ip_is_an_address_of_the_documentation_range(lab) -> None:
+    # docs/sandbox.md, "Elastic IP addresses": not moto's random 127.x.y.z.
+    ec2 = lab.client("ec2")
+    addresses = [ec2.allocate_address(Domain="vpc")["PublicIp"] for _ in range(2)]
+    for address in addresses:
+        network, last = address.rsplit(".", 1)
+        assert network == "198.51.100" and 100 <= int(last) <= 254
+    assert addresses[0] != addresses[1]
+    assert {a["PublicIp"] for a in ec2.describe_addresses()["Addresses"]} >= set(addresses)

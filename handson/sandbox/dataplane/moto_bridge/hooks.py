@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,6 +112,7 @@ def install(dataplane: DataPlane) -> None:
     _install_rds()
     _install_logs()
     _install_ec2()
+    _install_addresses()
     _install_iam()
     _install_rule_hooks()
 
@@ -766,6 +768,19 @@ def _finish_nat_deletion(account: str, region: str, nat: Any) -> None:
             address.association_id = None
     if eni is not None:
         delete_eni(account, region, eni.id)
+
+
+def _install_addresses() -> None:
+    """Elastic IPs from a documentation range, 198.51.100.100 to .254 in turn (docs/sandbox.md,
+    "Elastic IP addresses"), instead of moto's random loopback addresses."""
+    from moto.ec2.models import elastic_ip_addresses
+
+    counter = itertools.count()
+
+    def public_address() -> str:
+        return f"198.51.100.{100 + next(counter) % 155}"
+
+    elastic_ip_addresses.random_ip = public_address  # type: ignore[attr-defined]
 
 
 def _install_ec2() -> None:

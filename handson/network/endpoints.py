@@ -1,0 +1,373 @@
+"""Chapter 8: VPC endpoints instead of the NAT gateways, and VPC Flow Logs.
+
+A task in a private subnet needs four AWS APIs to start and run: ECR (``ecr.api`` for the
+registry token, ``ecr.dkr`` for the image manifest, S3 for the image's layers), Secrets
+Manager for the DB password and CloudWatch Logs. Interface endpoints put an address of
+each API in the private subnets (with private DNS, the usual names resolve to them), the
+S3 gateway endpoint adds S3 to the private route tables, and the NAT gateways can go.
+Flow Logs record every connection the VPC's network interfaces accept or reject.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from handson import iam, logs, pricing, waiting
+from handson.aws_errors import step
+from handson.connection import Lab
+from handson.exceptions import AwsError, WaitTimeoutError
+from handson.network.model import (
+    SERIES_AZS,
+    _by_name,
+    _missing,
+    _name,
+    _owned,
+    _tag_spec,
+)
+from handson.network.security import _ingress_permission, _permission_keys
+from handson.network.vpc import (
+    _require_subnets,
+    _require_vpc,
+    _route_table_names,
+    _subnet_names,
+    _vpc_route_tables,
+    availability_zones,
+)
+
+__all__ = [
+    "INTERFACE_SERVICES",
+    "delete_endpoints",
+    "endpoints_cost",
+    "ensure_endpoints_security_group",
+    "ensure_flow_logs",
+    "ensure_interface_endpoints",
+    "ensure_s3_gateway_endpoint",
+    "show_endpoints",
+]
+
+INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+GATEWAY_SERVICE = "s3"
+HTTPS = 443
+ENDPOINT_WAIT_SECONDS = 600.0
+AGGREGATION_SECONDS = 60
+# DescribeVpcEndpoints' states; "deleted" ones are listed for a while after a delete.
+GONE_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
+
+
+def _group_name(lab: Lab) -> str:
+    return lab.name("vpc-endpoints-sg")
+
+
+def _endpoint_name(lab: Lab, service: str) -> str:
+    return lab.name(f"{service.replace('.', '-')}-endpoint")
+
+
+def _service_name(lab: Lab, service: str) -> str:
+    return f"com.amazonaws.{lab.region}.{service}"
+
+
+def _endpoints(lab: Lab, vpc_id: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    found = lab.client("ec2").describe_vpc_endpoints(Filters=_owned(lab, names, vpc_id))
+    return _by_name(e for e in found["VpcEndpoints"] if e["State"].lower() not in GONE_STATES)
+
+
+def _all_names(lab: Lab) -> list[str]:
+    return [_endpoint_name(lab, s) for s in (GATEWAY_SERVICE, *INTERFACE_SERVICES)]
+
+
+def _private_route_table_ids(lab: Lab, vpc_id: str) -> list[str]:
+    _, names = _route_table_names(lab, availability_zones(lab))
+    tables = _by_name(t for t in _vpc_route_tables(lab, vpc_id) if lab.owns(t.get("Tags")))
+    missing = [n for n in names if n not in tables]
+    if missing:
+        raise _missing(
+            f"The route table {missing[0]}", "InvalidRouteTableID.NotFound", "DescribeRouteTables"
+        )
+    return [tables[n]["RouteTableId"] for n in names]
+
+
+def _endpoints_group(lab: Lab, vpc_id: str) -> dict[str, Any] | None:
+    found = lab.client("ec2").describe_security_groups(
+        Filters=_owned(lab, [_group_name(lab)], vpc_id)
+    )["SecurityGroups"]
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------- chapter 8
+
+
+@step("Create the VPC endpoints' security group")
+def ensure_endpoints_security_group(lab: Lab) -> str:
+    """The security group of the interface endpoints' network interfaces: HTTPS (443) from
+    anywhere in the VPC, which is how the tasks call the AWS APIs.
+
+    Calls DescribeVpcs and DescribeSecurityGroups, then CreateSecurityGroup and
+    AuthorizeSecurityGroupIngress for what is missing. Idempotent. Chapter 8.
+    """
+    ec2 = lab.client("ec2")
+    vpc = _require_vpc(lab)
+    vpc_id, cidr = vpc["VpcId"], vpc["CidrBlock"]
+    group = _endpoints_group(lab, vpc_id)
+    if group is None:
+        name = _group_name(lab)
+        group_id = ec2.create_security_group(
+            GroupName=name,
+            Description="VPC endpoints: HTTPS from the VPC",
+            VpcId=vpc_id,
+            TagSpecifications=_tag_spec(lab, "security-group", name),
+        )["GroupId"]
+        group = {"GroupId": group_id, "IpPermissions": []}
+    if ("tcp", HTTPS, HTTPS, cidr) not in _permission_keys(group.get("IpPermissions", [])):
+        ec2.authorize_security_group_ingress(
+            GroupId=group["GroupId"],
+            IpPermissions=[_ingress_permission(HTTPS, cidr, "HTTPS from the VPC")],
+        )
+    return str(group["GroupId"])
+
+
+@step("Create the S3 gateway endpoint")
+def ensure_s3_gateway_endpoint(lab: Lab) -> str:
+    """A gateway endpoint adds S3 to route tables, free of charge: here the private ones,
+    so that the tasks fetch the image's layers (ECR keeps them in S3) without a NAT gateway.
+
+    Calls DescribeVpcs, DescribeRouteTables and DescribeVpcEndpoints, then
+    CreateVpcEndpoint, or ModifyVpcEndpoint for a route table it lacks. Idempotent.
+    Chapter 8. Returns the endpoint's id.
+    """
+    ec2 = lab.client("ec2")
+    vpc_id = _require_vpc(lab)["VpcId"]
+    tables = _private_route_table_ids(lab, vpc_id)
+    name = _endpoint_name(lab, GATEWAY_SERVICE)
+    endpoint = _endpoints(lab, vpc_id, [name]).get(name)
+    if endpoint is None:
+        endpoint = ec2.create_vpc_endpoint(
+            VpcEndpointType="Gateway",
+            VpcId=vpc_id,
+            ServiceName=_service_name(lab, GATEWAY_SERVICE),
+            RouteTableIds=tables,
+            TagSpecifications=_tag_spec(lab, "vpc-endpoint", name),
+        )["VpcEndpoint"]
+    else:
+        missing = [t for t in tables if t not in endpoint.get("RouteTableIds", [])]
+        if missing:
+            ec2.modify_vpc_endpoint(
+                VpcEndpointId=endpoint["VpcEndpointId"], AddRouteTableIds=missing
+            )
+    return str(endpoint["VpcEndpointId"])
+
+
+@step("Create the interface endpoints")
+def ensure_interface_endpoints(lab: Lab) -> tuple[str, ...]:
+    """An interface endpoint gives an AWS API an address in each private subnet; with
+    private DNS its usual name (``api.ecr.ap-northeast-1.amazonaws.com``) resolves to it
+    inside the VPC. One each for ecr.api, ecr.dkr, logs and secretsmanager, behind the
+    endpoints' security group. They bill per hour and zone: see endpoints_cost().
+
+    Calls DescribeVpcs, DescribeSubnets, DescribeSecurityGroups and DescribeVpcEndpoints,
+    CreateVpcEndpoint for each missing one, then DescribeVpcEndpoints until all are
+    ``available`` (``pending`` for a minute or two on AWS). Idempotent. Chapter 8.
+    """
+    ec2 = lab.client("ec2")
+    vpc_id = _require_vpc(lab)["VpcId"]
+    group = _endpoints_group(lab, vpc_id)
+    if group is None:
+        raise _missing(
+            f"The security group {_group_name(lab)}",
+            "InvalidGroup.NotFound",
+            "DescribeSecurityGroups",
+        )
+    _, private_names = _subnet_names(lab, availability_zones(lab))
+    subnets = [s["SubnetId"] for s in _require_subnets(lab, vpc_id, private_names)]
+    names = [_endpoint_name(lab, s) for s in INTERFACE_SERVICES]
+    found = _endpoints(lab, vpc_id, names)
+    for service, name in zip(INTERFACE_SERVICES, names, strict=True):
+        if name not in found:
+            found[name] = ec2.create_vpc_endpoint(
+                VpcEndpointType="Interface",
+                VpcId=vpc_id,
+                ServiceName=_service_name(lab, service),
+                SubnetIds=subnets,
+                SecurityGroupIds=[group["GroupId"]],
+                PrivateDnsEnabled=True,
+                TagSpecifications=_tag_spec(lab, "vpc-endpoint", name),
+            )["VpcEndpoint"]
+    ids = [found[n]["VpcEndpointId"] for n in names]
+    _wait_available(lab, ids)
+    return tuple(ids)
+
+
+def _wait_available(lab: Lab, ids: list[str]) -> None:
+    ec2 = lab.client("ec2")
+    states: dict[str, str] = {}
+
+    def ready() -> bool:
+        for endpoint in ec2.describe_vpc_endpoints(VpcEndpointIds=ids)["VpcEndpoints"]:
+            states[endpoint["VpcEndpointId"]] = endpoint["State"].lower()
+        failed = [i for i, state in states.items() if state in ("failed", "rejected")]
+        if failed:
+            raise AwsError(
+                f"VPC endpoint {failed[0]} is {states[failed[0]]}.",
+                code="VpcEndpointFailed",
+                operation="CreateVpcEndpoint",
+                hint="Delete it in the VPC console and run the cell again.",
+            )
+        return all(state == "available" for state in states.values())
+
+    if not waiting.until(ready, timeout=ENDPOINT_WAIT_SECONDS):
+        now = ", ".join(f"{i} {s}" for i, s in states.items())
+        raise WaitTimeoutError(
+            f"The VPC endpoints did not become available within 10 minutes ({now}). Look "
+            "at them in the VPC console and run the cell again."
+        )
+
+
+@step("Turn on VPC Flow Logs")
+def ensure_flow_logs(lab: Lab) -> str:
+    """VPC Flow Logs writes a record of every connection the VPC's network interfaces
+    accept or reject (``TrafficType=ALL``) to the log group ``/aws/vpc/P-E``, through a
+    role it assumes, gathered over one minute (AWS's default is ten).
+
+    Calls what ensure_flow_log_group and ensure_flow_logs_role call, DescribeFlowLogs, then
+    CreateFlowLogs when the VPC has none to that group. Idempotent. Chapter 8. Returns the
+    flow log's id.
+    """
+    ec2 = lab.client("ec2")
+    vpc_id = _require_vpc(lab)["VpcId"]
+    group = logs.ensure_flow_log_group(lab)
+    role_arn = iam.ensure_flow_logs_role(lab, log_group_arn=logs.flow_log_group_arn(lab))
+    existing = ec2.describe_flow_logs(
+        Filters=[{"Name": "resource-id", "Values": [vpc_id]}, *lab.tag_filters()]
+    )["FlowLogs"]
+    for flow_log in existing:
+        if flow_log.get("LogGroupName") == group:
+            return str(flow_log["FlowLogId"])
+    created = ec2.create_flow_logs(
+        ResourceIds=[vpc_id],
+        ResourceType="VPC",
+        TrafficType="ALL",
+        LogDestinationType="cloud-watch-logs",
+        LogGroupName=group,
+        DeliverLogsPermissionArn=role_arn,
+        # Records gathered over 1 minute instead of AWS's default 10: a lesson sees them.
+        MaxAggregationInterval=AGGREGATION_SECONDS,
+        TagSpecifications=_tag_spec(lab, "vpc-flow-log", lab.name("vpc-flow-log")),
+    )
+    if created.get("Unsuccessful"):
+        error = created["Unsuccessful"][0]["Error"]
+        raise AwsError(
+            f"CreateFlowLogs: {error.get('Message', '')}",
+            code=str(error.get("Code", "FlowLogFailed")),
+            operation="CreateFlowLogs",
+            hint="Check the flow logs role's trust policy and run the cell again.",
+        )
+    return str(created["FlowLogIds"][0])
+
+
+@step("Show the VPC endpoints")
+def show_endpoints(lab: Lab) -> pd.DataFrame:
+    """The VPC's endpoints: the AWS API each serves, its type and state, whether its private
+    DNS name is on, and where it is (subnets for interface ones, route tables for S3's).
+
+    Calls DescribeVpcs and DescribeVpcEndpoints. Read-only. Chapter 8.
+    """
+    vpc_id = _require_vpc(lab)["VpcId"]
+    rows = [
+        {
+            "name": _name(e),
+            "service": e["ServiceName"].rsplit(f"{lab.region}.", 1)[-1],
+            "type": e["VpcEndpointType"],
+            "state": e["State"].lower(),
+            "private_dns": bool(e.get("PrivateDnsEnabled")),
+            "in": ", ".join(e.get("SubnetIds") or e.get("RouteTableIds") or []),
+        }
+        for e in _endpoints(lab, vpc_id, _all_names(lab)).values()
+    ]
+    columns = ["name", "service", "type", "state", "private_dns", "in"]
+    return pd.DataFrame(rows, columns=columns).sort_values("name", ignore_index=True)
+
+
+@step("Compare the NAT gateways with the VPC endpoints")
+def endpoints_cost(lab: Lab) -> pd.DataFrame:
+    """What the private subnets' way out costs: two NAT gateways (with their public IPv4
+    addresses) against four interface endpoints in two zones and the free S3 gateway
+    endpoint, per hour and per month, before data charges.
+
+    Makes no API call (prices from handson.pricing). Chapter 8.
+    """
+    zones = len(SERIES_AZS)
+    estimates = [
+        ("NAT gateways (chapter 2)", pricing.nat_gateways(lab.region, zones)),
+        (
+            "interface endpoints (chapter 8)",
+            pricing.interface_endpoints(lab.region, len(INTERFACE_SERVICES), zones),
+        ),
+        ("S3 gateway endpoint (chapter 8)", pricing.Estimate("gateway VPC endpoint", 1, 0.0)),
+    ]
+    rows = [
+        {
+            "way out": label,
+            "quantity": e.quantity,
+            "usd_per_hour": round(e.usd_per_hour, 4),
+            "usd_per_month": round(e.usd_per_month, 2),
+        }
+        for label, e in estimates
+    ]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ teardown
+
+
+@step("Delete the VPC endpoints and flow logs")
+def delete_endpoints(lab: Lab) -> None:
+    """Tear down chapter 8: the flow logs, the endpoints (waiting until they are gone, as
+    their network interfaces hold the security group), the endpoints' security group, the
+    flow logs role and log group.
+
+    Calls DescribeFlowLogs, DeleteFlowLogs, DescribeVpcEndpoints, DeleteVpcEndpoints,
+    DescribeSecurityGroups, DeleteSecurityGroup (again while AWS answers
+    DependencyViolation), and what delete_flow_logs_role and delete_flow_log_group call.
+    Idempotent. Chapter 8.
+    """
+    ec2 = lab.client("ec2")
+    flow_logs = ec2.describe_flow_logs(Filters=lab.tag_filters())["FlowLogs"]
+    if flow_logs:
+        ec2.delete_flow_logs(FlowLogIds=[f["FlowLogId"] for f in flow_logs])
+    endpoints = _endpoints(lab, None, _all_names(lab))
+    ids = [e["VpcEndpointId"] for e in endpoints.values()]
+    if ids:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=ids)
+        gone = waiting.until(
+            lambda: not _endpoints(lab, None, _all_names(lab)), timeout=ENDPOINT_WAIT_SECONDS
+        )
+        if not gone:
+            raise WaitTimeoutError(
+                "The VPC endpoints were not deleted within 10 minutes. Look at them in the "
+                "VPC console and run the cell again."
+            )
+    found = ec2.describe_security_groups(Filters=_owned(lab, [_group_name(lab)]))["SecurityGroups"]
+    for group in found:
+        waiting.retry_while_dependent(
+            lambda group_id=group["GroupId"]: ec2.delete_security_group(GroupId=group_id)
+        )
+    iam.delete_flow_logs_role(lab)
+    logs.delete_flow_log_group(lab)
+
+
+def leftovers(lab: Lab) -> list[tuple[str, str, str]]:
+    """Chapter 8's EC2 resources still tagged for the student (the endpoints' security
+    group is among the network's security groups): endpoints and flow logs."""
+    ec2, filters = lab.client("ec2"), lab.tag_filters()
+    endpoints = ec2.describe_vpc_endpoints(Filters=filters)["VpcEndpoints"]
+    found = [
+        ("ec2", "vpc endpoint", e["VpcEndpointId"])
+        for e in endpoints
+        if e["State"].lower() not in GONE_STATES
+    ]
+    found += [
+        ("ec2", "flow log", f["FlowLogId"])
+        for f in ec2.describe_flow_logs(Filters=filters)["FlowLogs"]
+    ]
+    return found
