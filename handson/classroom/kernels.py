@@ -60,10 +60,17 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for the kernel to end, as ``Popen.wait`` does."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Wait for the kernel to end, as ``Popen.wait`` does (blocking without a timeout,
+        polling with one)."""
+        if timeout is None and self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped already
+                self.returncode = 0
+        deadline = time.monotonic() + (timeout or 0)
         while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
             time.sleep(POLL)
         return code

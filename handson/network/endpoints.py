@@ -28,11 +28,10 @@ from handson.network.model import (
 )
 from handson.network.security import _ingress_permission, _permission_keys
 from handson.network.vpc import (
+    _require_private_route_tables,
     _require_subnets,
     _require_vpc,
-    _route_table_names,
     _subnet_names,
-    _vpc_route_tables,
     availability_zones,
 )
 
@@ -75,17 +74,6 @@ def _endpoints(lab: Lab, vpc_id: str | None, names: list[str]) -> dict[str, dict
 
 def _all_names(lab: Lab) -> list[str]:
     return [_endpoint_name(lab, s) for s in (GATEWAY_SERVICE, *INTERFACE_SERVICES)]
-
-
-def _private_route_table_ids(lab: Lab, vpc_id: str) -> list[str]:
-    _, names = _route_table_names(lab, availability_zones(lab))
-    tables = _by_name(t for t in _vpc_route_tables(lab, vpc_id) if lab.owns(t.get("Tags")))
-    missing = [n for n in names if n not in tables]
-    if missing:
-        raise _missing(
-            f"The route table {missing[0]}", "InvalidRouteTableID.NotFound", "DescribeRouteTables"
-        )
-    return [tables[n]["RouteTableId"] for n in names]
 
 
 def _endpoints_group(lab: Lab, vpc_id: str) -> dict[str, Any] | None:
@@ -138,7 +126,7 @@ def ensure_s3_gateway_endpoint(lab: Lab) -> str:
     """
     ec2 = lab.client("ec2")
     vpc_id = _require_vpc(lab)["VpcId"]
-    tables = _private_route_table_ids(lab, vpc_id)
+    tables = [t["RouteTableId"] for t in _require_private_route_tables(lab, vpc_id)]
     name = _endpoint_name(lab, GATEWAY_SERVICE)
     endpoint = _endpoints(lab, vpc_id, [name]).get(name)
     if endpoint is None:

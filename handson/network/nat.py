@@ -21,7 +21,6 @@ from handson.network.model import (
     SERIES_AZS,
     NatGateway,
     _by_name,
-    _missing,
     _name,
     _owned,
     _suffix,
@@ -29,6 +28,7 @@ from handson.network.model import (
 )
 from handson.network.vpc import (
     _ensure_default_route,
+    _require_private_route_tables,
     _require_subnets,
     _require_vpc,
     _route_table_names,
@@ -173,20 +173,13 @@ def ensure_nat_gateways(lab: Lab, *, enabled: bool) -> tuple[NatGateway, ...]:
         _wait_nat(lab, "nat_gateway_available", pending)
         # The public IP is only filled in once the gateway is available.
         nats = _by_name(_nat_gateways(lab, vpc_id, zones, LIVE_NAT_STATES))
-    _, private_tables = _route_table_names(lab, zones)
-    tables = _by_name(t for t in _vpc_route_tables(lab, vpc_id) if lab.owns(t.get("Tags")))
+    tables = _require_private_route_tables(lab, vpc_id)
     result = []
-    for zone, nat_name, table_name, subnet in zip(
-        zones, _nat_names(lab, zones), private_tables, public_subnets, strict=True
+    for zone, nat_name, table, subnet in zip(
+        zones, _nat_names(lab, zones), tables, public_subnets, strict=True
     ):
-        if table_name not in tables:
-            raise _missing(
-                f"The route table {table_name}",
-                "InvalidRouteTableID.NotFound",
-                "DescribeRouteTables",
-            )
         nat = nats[nat_name]
-        _ensure_default_route(lab, tables[table_name], NatGatewayId=nat["NatGatewayId"])
+        _ensure_default_route(lab, table, NatGatewayId=nat["NatGatewayId"])
         address = nat["NatGatewayAddresses"][0]
         result.append(
             NatGateway(

@@ -95,6 +95,19 @@ def _route_table_names(lab: Lab, zones: Iterable[str]) -> tuple[str, list[str]]:
     return lab.name("public-rt"), [lab.name(f"private-rt-{_suffix(z)}") for z in zones]
 
 
+def _require_private_route_tables(lab: Lab, vpc_id: str) -> list[dict[str, Any]]:
+    """The private route tables, one per zone in zone order (NotFoundError if one is
+    missing)."""
+    _, names = _route_table_names(lab, availability_zones(lab))
+    tables = _by_name(t for t in _vpc_route_tables(lab, vpc_id) if lab.owns(t.get("Tags")))
+    missing = [n for n in names if n not in tables]
+    if missing:
+        raise _missing(
+            f"The route table {missing[0]}", "InvalidRouteTableID.NotFound", "DescribeRouteTables"
+        )
+    return [tables[n] for n in names]
+
+
 def _ensure_default_route(lab: Lab, table: dict[str, Any], **target: str) -> None:
     """0.0.0.0/0 to ``target`` (GatewayId=... or NatGatewayId=...) in a route table."""
     ec2 = lab.client("ec2")

@@ -111,8 +111,9 @@ def test_the_lessons_01_to_06_leave_what_notebook_00_leaves(make_lab, tmp_path) 
         course.run_notebook(key, path, {"student": by_lessons.student})
     course.run_notebook("00", tmp_path / "00.ipynb", {"student": by_setup.student})
 
-    assert chapters.inventory(by_lessons) == chapters.inventory(by_setup)
-    assert sum(chapters.inventory(by_lessons).values()) == 29
+    inventory = chapters.inventory(by_lessons)
+    assert inventory == chapters.inventory(by_setup)
+    assert sum(inventory.values()) == 29
     # The same resources, by name and setting (ids differ between accounts).
     lessons = chapters.show_prerequisites(by_lessons, chapters.get_prerequisites(by_lessons))
     setup = chapters.show_prerequisites(by_setup, chapters.get_prerequisites(by_setup))
