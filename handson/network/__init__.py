@@ -27,6 +27,8 @@ from handson.network.endpoints import (
     ensure_interface_endpoints,
     ensure_s3_gateway_endpoint,
     show_endpoints,
+    show_flow_logs,
+    wait_for_flow_logs,
 )
 from handson.network.lifecycle import delete_network, ensure_network
 from handson.network.lifecycle import leftovers as leftovers
@@ -83,5 +85,7 @@ __all__ = [
     "get_network",
     "nat_gateway_cost",
     "show_endpoints",
+    "show_flow_logs",
     "show_network",
+    "wait_for_flow_logs",
 ]

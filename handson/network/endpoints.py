@@ -10,6 +10,7 @@ Flow Logs record every connection the VPC's network interfaces accept or reject.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ import pandas as pd
 from handson import iam, logs, pricing, waiting
 from handson.aws_errors import step
 from handson.connection import Lab
-from handson.exceptions import AwsError, WaitTimeoutError
+from handson.exceptions import AwsError, ConfigurationError, WaitTimeoutError
 from handson.network.model import (
     SERIES_AZS,
     _by_name,
@@ -44,6 +45,8 @@ __all__ = [
     "ensure_interface_endpoints",
     "ensure_s3_gateway_endpoint",
     "show_endpoints",
+    "show_flow_logs",
+    "wait_for_flow_logs",
 ]
 
 INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
@@ -51,6 +54,27 @@ GATEWAY_SERVICE = "s3"
 HTTPS = 443
 ENDPOINT_WAIT_SECONDS = 600.0
 AGGREGATION_SECONDS = 60
+# A flow log record's fields in the default format (version 2), in AWS's order.
+FLOW_LOG_FIELDS = (
+    "version",
+    "account_id",
+    "interface_id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log_status",
+)
+FLOW_LOG_COLUMNS = FLOW_LOG_FIELDS[2:]  # the version and account are the same on every line
+FLOW_ACTIONS = ("ACCEPT", "REJECT")
+# AWS delivers records "typically within about 5 minutes"; allow twice that.
+FLOW_LOG_WAIT_SECONDS = 900.0
 # DescribeVpcEndpoints' states; "deleted" ones are listed for a while after a delete.
 GONE_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
 
@@ -253,6 +277,121 @@ def ensure_flow_logs(lab: Lab) -> str:
     return str(created["FlowLogIds"][0])
 
 
+def _flow_records(lab: Lab, since_minutes: float | None) -> list[dict[str, Any]]:
+    """Every record in the flow log group (or those of the last ``since_minutes``), each
+    line's fields by name; lines of another format are skipped."""
+    params: dict[str, Any] = {"logGroupName": logs.flow_log_group_name(lab)}
+    if since_minutes is not None:
+        params["startTime"] = int((time.time() - since_minutes * 60) * 1000)
+    pages = lab.client("logs").get_paginator("filter_log_events").paginate(**params)
+    records = []
+    for page in pages:
+        for event in page["events"]:
+            values = event["message"].split()
+            if len(values) != len(FLOW_LOG_FIELDS):
+                continue
+            record: dict[str, Any] = dict(zip(FLOW_LOG_FIELDS, values, strict=True))
+            for field in ("srcport", "dstport", "packets", "bytes", "start", "end"):
+                if record[field] != "-":
+                    record[field] = int(record[field])
+            records.append(record)
+    return records
+
+
+def _check_flow_filter(action: str | None, port: int | None) -> None:
+    if action is not None and action not in FLOW_ACTIONS:
+        raise ConfigurationError(
+            f"action={action!r}: flow log records say ACCEPT or REJECT; give one of those "
+            "(in capitals) or None for both."
+        )
+    if port is not None and not (isinstance(port, int) and 0 <= port <= 65535):
+        raise ConfigurationError(f"port={port!r}: give a TCP port from 0 to 65535, or None.")
+
+
+def _flow_table(
+    records: list[dict[str, Any]], action: str | None, port: int | None
+) -> pd.DataFrame:
+    kept = [
+        r
+        for r in records
+        if (action is None or r["action"] == action)
+        and (port is None or port in (r["srcport"], r["dstport"]))
+    ]
+    rows = [
+        {
+            **{f: r[f] for f in FLOW_LOG_COLUMNS},
+            "start": _utc_seconds(r["start"]),
+            "end": _utc_seconds(r["end"]),
+        }
+        for r in sorted(kept, key=lambda r: (r["start"], r["end"]))
+    ]
+    return pd.DataFrame(rows, columns=list(FLOW_LOG_COLUMNS))
+
+
+def _utc_seconds(value: int | str) -> pd.Timestamp | str:
+    return value if isinstance(value, str) else pd.Timestamp(value, unit="s", tz="UTC")
+
+
+@step("Show the flow log records")
+def show_flow_logs(
+    lab: Lab,
+    *,
+    action: str | None = None,
+    port: int | None = None,
+    limit: int = 20,
+    since_minutes: float | None = None,
+) -> pd.DataFrame:
+    """The latest ``limit`` records VPC Flow Logs wrote, oldest first. Each is one direction
+    of one connection as one network interface saw it over the aggregation interval:
+    source and destination address and port, protocol (6 is TCP), packets, bytes, the
+    capture window, and ACCEPT or REJECT (what the security groups and network ACLs
+    decided). ``action`` keeps ACCEPT or REJECT records; ``port`` keeps those with that
+    port at either end (3000: the ALB and the tasks; 443: the endpoints; 5432: the DB).
+
+    Calls FilterLogEvents on ``/aws/vpc/P-E``. Read-only. Chapter 8. AWS delivers the
+    records a few minutes after their interval: an empty table may only be early.
+    """
+    _check_flow_filter(action, port)
+    if limit < 1:
+        raise ConfigurationError(f"limit={limit!r}: ask for at least 1 record.")
+    table = _flow_table(_flow_records(lab, since_minutes), action, port)
+    return table.tail(limit).reset_index(drop=True)
+
+
+@step("Wait for flow log records")
+def wait_for_flow_logs(
+    lab: Lab,
+    *,
+    action: str = "ACCEPT",
+    port: int | None = None,
+    since_minutes: float | None = None,
+    timeout: float = FLOW_LOG_WAIT_SECONDS,
+) -> pd.DataFrame:
+    """Wait until VPC Flow Logs has delivered a record with ``action`` (and ``port`` at
+    either end), then return those records, as show_flow_logs does. AWS delivers a
+    record some minutes after the traffic (up to about 10), so this can take a while.
+
+    Calls FilterLogEvents every few seconds. Read-only. Chapter 8.
+    """
+    _check_flow_filter(action, port)
+    found = pd.DataFrame(columns=list(FLOW_LOG_COLUMNS))
+
+    def delivered() -> bool:
+        nonlocal found
+        found = _flow_table(_flow_records(lab, since_minutes), action, port)
+        return not found.empty
+
+    if not waiting.until(delivered, timeout=timeout):
+        where = f" on port {port}" if port is not None else ""
+        raise WaitTimeoutError(
+            f"No {action} record{where} reached {logs.flow_log_group_name(lab)} within "
+            f"{timeout / 60:g} minutes. Check in the VPC console (your VPC, Flow logs tab) "
+            "that the flow log's delivery status is SUCCESS, that traffic flows, and run the "
+            "cell again."
+        )
+    return found
+
+
 @step("Show the VPC endpoints")
 def show_endpoints(lab: Lab) -> pd.DataFrame:
     """The VPC's endpoints: the AWS API each serves, its type and state, whether its private
@@ -274,6 +413,18 @@ def show_endpoints(lab: Lab) -> pd.DataFrame:
     ]
     columns = ["name", "service", "type", "state", "private_dns", "in"]
     return pd.DataFrame(rows, columns=columns).sort_values("name", ignore_index=True)
+
+
+def hourly_cost(lab: Lab) -> pricing.Estimate:
+    """What the student's interface endpoints cost per hour (each zone it has an address
+    in; the S3 gateway endpoint is free). Calls DescribeVpcEndpoints. Read-only."""
+    listed = lab.client("ec2").describe_vpc_endpoints(Filters=lab.tag_filters())["VpcEndpoints"]
+    zones = sum(
+        len(e.get("SubnetIds") or [])
+        for e in listed
+        if e["VpcEndpointType"] == "Interface" and e["State"].lower() not in GONE_STATES
+    )
+    return pricing.interface_endpoints(lab.region, zones, 1)  # one per endpoint and zone
 
 
 @step("Compare the NAT gateways with the VPC endpoints")

@@ -3,10 +3,12 @@ deployment still starts tasks that pull, read the secret and log."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from handson import chapters, checks, ecs, logs, network, teardown
-from handson.exceptions import NotFoundError
+from handson import chapters, checks, ecs, faults, logs, network, teardown
+from handson.exceptions import ConfigurationError, NotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,129 @@ def test_the_chapter_check_passes_and_the_cost_compares_both_ways_out(chapter8) 
     # Tokyo: 2 x (0.062 + 0.005) for NAT; 4 endpoints x 2 zones x 0.014.
     assert (nat["usd_per_hour"], endpoints["usd_per_hour"]) == (0.134, 0.112)
     assert cost.loc["S3 gateway endpoint (chapter 8)", "usd_per_hour"] == 0
+
+
+def _task_interfaces(lab) -> set[tuple[str, str]]:
+    """Every task's network interface, running or stopped: (address, eni id) pairs (an
+    address of a stopped task's released interface may be another task's since)."""
+    ecs_client = lab.client("ecs")
+    cluster = ecs.cluster_arn(lab)
+    arns = [
+        arn
+        for status in ("RUNNING", "STOPPED")
+        for arn in ecs_client.list_tasks(cluster=cluster, desiredStatus=status)["taskArns"]
+    ]
+    found = set()
+    for task in ecs_client.describe_tasks(cluster=cluster, tasks=arns)["tasks"]:
+        details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+        found.add((details["privateIPv4Address"], details["networkInterfaceId"]))
+    return found
+
+
+def _cidrs(lab, subnet_ids) -> list[ipaddress.IPv4Network]:
+    subnets = lab.client("ec2").describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
+    return [ipaddress.ip_network(s["CidrBlock"]) for s in subnets]
+
+
+def _inside(ip: str, networks: list[ipaddress.IPv4Network]) -> bool:
+    return any(ipaddress.ip_address(ip) in n for n in networks)
+
+
+def test_flow_logs_show_the_alb_reaching_the_tasks(chapter8) -> None:
+    """docs/sandbox.md, "VPC Flow Logs": each side with a network interface logs what it
+    saw, a connection as two records (out and back), in the default format."""
+    lab, pre = chapter8["lab"], chapter8["pre"]
+    records = network.wait_for_flow_logs(lab, action="ACCEPT", port=3000, timeout=120)
+    tasks = _task_interfaces(lab)
+    public = _cidrs(lab, pre.network.public_subnet_ids)
+    inbound = records[records["dstport"] == 3000]
+    replies = records[records["srcport"] == 3000]
+    assert not inbound.empty and not replies.empty
+    for row in inbound.itertuples():  # seen by the task's interface, from an ALB node
+        assert (row.dstaddr, row.interface_id) in tasks
+        assert _inside(row.srcaddr, public)
+    for row in replies.itertuples():
+        assert (row.srcaddr, row.interface_id) in tasks
+    assert set(records["protocol"]) == {"6"} and set(records["log_status"]) == {"OK"}
+    assert (records["packets"] > 0).all() and (records["bytes"] > 0).all()
+    assert (records["start"] <= records["end"]).all()
+    streams = lab.client("logs").describe_log_streams(logGroupName=logs.flow_log_group_name(lab))[
+        "logStreams"
+    ]
+    assert {f"{eni}-all" for eni in inbound["interface_id"]} <= {
+        s["logStreamName"] for s in streams
+    }
+
+
+def test_flow_logs_show_the_tasks_reaching_the_endpoints_and_the_db(chapter8) -> None:
+    lab, pre = chapter8["lab"], chapter8["pre"]
+    posted = lab.http(
+        "POST", f"{pre.alb.url}/api/users", {"name": "Flow", "email": "flow@example.com"}
+    )
+    assert posted.status == 201, posted.text
+    https = network.wait_for_flow_logs(lab, action="ACCEPT", port=443, timeout=120)
+    enis = lab.client("ec2").describe_network_interfaces(
+        Filters=[{"Name": "vpc-id", "Values": [pre.network.vpc_id]}]
+    )["NetworkInterfaces"]
+    endpoint_enis = {
+        e["PrivateIpAddress"]: e["NetworkInterfaceId"]
+        for e in enis
+        if e["Description"].startswith("VPC Endpoint Interface vpce-")
+    }
+    assert len(endpoint_enis) == 2 * len(network.INTERFACE_SERVICES)  # one per private subnet
+    private = _cidrs(lab, pre.network.private_subnet_ids)
+    assert all(_inside(ip, private) for ip in endpoint_enis)
+    outbound = https[https["dstport"] == 443]
+    tasks = _task_interfaces(lab)
+    # S3 through the gateway endpoint: a route to S3's public addresses, no interface.
+    to_s3 = outbound[~outbound["dstaddr"].isin(set(endpoint_enis))]
+    assert not to_s3.empty and set(to_s3["interface_id"]) <= {eni for _, eni in tasks}
+    assert not any(_inside(ip, private) for ip in to_s3["dstaddr"])
+    to_endpoints = outbound[outbound["dstaddr"].isin(set(endpoint_enis))]
+    by_endpoint = to_endpoints[to_endpoints["interface_id"].isin(set(endpoint_enis.values()))]
+    by_task = to_endpoints[~to_endpoints["interface_id"].isin(set(endpoint_enis.values()))]
+    assert not by_endpoint.empty and not by_task.empty  # both ends log the connection
+    for row in by_endpoint.itertuples():
+        assert row.interface_id == endpoint_enis[row.dstaddr]
+        assert row.srcaddr in {ip for ip, _ in tasks}
+    for row in by_task.itertuples():
+        assert (row.srcaddr, row.interface_id) in tasks
+    db = network.wait_for_flow_logs(lab, action="ACCEPT", port=5432, timeout=120)
+    to_db = db[db["dstport"] == 5432]
+    assert not to_db.empty and set(to_db["srcaddr"]) <= {ip for ip, _ in tasks}
+    assert all(_inside(ip, private) for ip in to_db["dstaddr"])  # the DB subnet group
+
+
+def test_a_removed_rule_shows_as_reject_records_then_heals(chapter8) -> None:
+    """Without the ECS group's rule for the ALB's, the health checks are dropped at the
+    tasks' interfaces: REJECT records there (docs/sandbox.md, "VPC Flow Logs")."""
+    lab = chapter8["lab"]
+    faults.apply(lab, "alb-rule")
+    try:
+        rejected = network.wait_for_flow_logs(lab, action="REJECT", port=3000, timeout=120)
+    finally:
+        faults.repair(lab)
+    tasks = _task_interfaces(lab)
+    assert (rejected["dstport"] == 3000).all()
+    for row in rejected.itertuples():
+        assert (row.dstaddr, row.interface_id) in tasks
+    assert (rejected["packets"] > 0).all()
+    ecs.restart_service(lab)
+    service = ecs.wait_for_rollout(lab, progress=lambda service: None, poll=0.1)
+    assert service[["desired", "running"]].values.tolist() == [[2, 2]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"action": "accept"}, "ACCEPT or REJECT"),
+        ({"port": 70000}, "from 0 to 65535"),
+        ({"limit": 0}, "at least 1"),
+    ],
+)
+def test_the_flow_log_view_refuses_a_bad_filter(chapter8, kwargs, message) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        network.show_flow_logs(chapter8["lab"], **kwargs)
 
 
 def test_interface_endpoints_need_their_security_group_first(lab) -> None:

@@ -28,12 +28,13 @@ from handson.sandbox.dataplane.firewall import (
     alb_endpoint,
     logged,
 )
+from handson.sandbox.dataplane.flowlogs import FlowLogs
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
 from handson.sandbox.dataplane.runtime import FIRST_PORT, Loopback, loopback_mode
 from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
-from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error
+from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error, task_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class DataPlane:
         self._lingering: list[dict[str, Any]] = []
         # Security groups and network ACLs between the ALB, the tasks, RDS and AWS's APIs.
         self.firewall = Firewall(self.lock)
+        # VPC Flow Logs: the firewall tells them of each flow it decides.
+        self.flow_logs = FlowLogs(self.clock, self.firewall, self.lock)
+        self.firewall.observer = self.flow_logs.observe
         # Each sandbox on the machine takes its own 127.x.0.0/16, so that two of them (a
         # learner's and a test run's) don't hand out the same task addresses; in single
         # mode it starts its ports on 127.0.0.1 elsewhere too.
@@ -142,6 +146,7 @@ class DataPlane:
             self.control.clear()
             self._lingering.clear()
             self.firewall.clear()
+            self.flow_logs.clear()
 
     def _loop(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
@@ -161,6 +166,7 @@ class DataPlane:
             self.targets.sync(groups, self._target_zones())
             self.targets.run_checks(groups)
             self.runner.flush_logs()
+            self.flow_logs.deliver()
             self._prune()
 
     def linger(self, account: str, region: str, state: str, **held: list[str]) -> None:
@@ -267,7 +273,7 @@ class DataPlane:
         for task in self.runner.tasks.values():
             if (task.account, task.region, task.private_ip) == (account, region, ip):
                 if task.last_status != "STOPPED":
-                    return task, Endpoint(ip, task.subnet_id, tuple(task.security_groups))
+                    return task, task_endpoint(task)
         return None
 
     def _alb_flow_allowed(
@@ -342,7 +348,7 @@ class DataPlane:
             )
             if instance is None:
                 return True
-            source = Endpoint(task.private_ip, task.subnet_id, tuple(task.security_groups))
+            source = task_endpoint(task)
             return logged(
                 lambda: self.firewall.check(account, region, Flow(source, instance, db["port"])),
                 log.debug,

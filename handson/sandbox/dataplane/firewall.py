@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from handson.sandbox.dataplane import moto_bridge
 
@@ -46,6 +46,8 @@ AWS_SERVICE_IP = "3.112.64.10"
 HTTPS = 443
 CACHE_SECONDS = 1.0
 TCP = "6"
+# Where a flow was dropped (None: it got through).
+Side = Literal["source", "way", "destination"] | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Endpoint:
     subnet_id: str | None = None
     groups: tuple[str, ...] = ()
     ports: tuple[int, int] = CLIENT_PORTS  # source ports when this side connects
+    interface: str | None = None  # its network interface's id (eni-...), when it has one
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class Firewall:
         self.lock = lock
         self.cache_seconds = cache_seconds
         self._cache: dict[tuple[str, str], tuple[float, int, dict[str, Any]]] = {}
+        # Told of every decision: (account, region, flow, where it was dropped or None).
+        self.observer: Callable[[str, str, Flow, Side], None] | None = None
 
     def clear(self) -> None:
         self._cache.clear()
@@ -155,33 +160,54 @@ class Firewall:
         return rules
 
     def check(self, account: str, region: str, flow: Flow) -> str | None:
-        """None when the flow gets through; otherwise what drops it, for the logs."""
+        """None when the flow gets through; otherwise what drops it, for the logs. The
+        ``observer`` (the flow logs) hears of each decision and of the side that made it."""
+        reason, side = self._decide(account, region, flow)
+        if self.observer is not None:
+            self.observer(account, region, flow, side)
+        return reason
+
+    def _decide(self, account: str, region: str, flow: Flow) -> tuple[str | None, Side]:
+        """What drops the flow (None when nothing does) and where: at its source (the
+        source's groups or subnet ACL), on its way (the NAT gateway's subnet ACL) or at
+        its destination."""
         rules = self.rules(account, region)
         groups, acls = rules["groups"], rules["acls"]
         src, dst, port = flow.source, flow.destination, flow.port
         if src.subnet_id is not None and not any(
             _sg_allows(groups.get(g, {}).get("egress", []), dst, port) for g in src.groups
         ):
-            return f"the security groups of {src.ip} allow no outbound traffic to {dst.ip}:{port}"
+            return (
+                f"the security groups of {src.ip} allow no outbound traffic to {dst.ip}:{port}",
+                "source",
+            )
         if src.subnet_id != dst.subnet_id:
             low, high = src.ports
             if src.subnet_id is not None:
                 entries = acls.get(src.subnet_id, [])
                 if not _acl_decides(entries, True, dst.ip, port, port):
-                    return f"the network ACL of {src.subnet_id} denies outbound {dst.ip}:{port}"
+                    return (
+                        f"the network ACL of {src.subnet_id} denies outbound {dst.ip}:{port}",
+                        "source",
+                    )
                 if not _acl_decides(entries, False, dst.ip, low, high):
                     return (
                         f"the network ACL of {src.subnet_id} denies the reply from {dst.ip} "
-                        f"to ports {low}-{high}"
+                        f"to ports {low}-{high}",
+                        "source",
                     )
             if dst.subnet_id is not None:
                 entries = acls.get(dst.subnet_id, [])
                 if not _acl_decides(entries, False, src.ip, port, port):
-                    return f"the network ACL of {dst.subnet_id} denies inbound {src.ip} -> {port}"
+                    return (
+                        f"the network ACL of {dst.subnet_id} denies inbound {src.ip} -> {port}",
+                        "destination",
+                    )
                 if not _acl_decides(entries, True, src.ip, low, high):
                     return (
                         f"the network ACL of {dst.subnet_id} denies the reply to {src.ip} "
-                        f"ports {low}-{high}"
+                        f"ports {low}-{high}",
+                        "destination",
                     )
         nat = flow.via
         if nat is not None and nat.subnet_id is not None:
@@ -197,15 +223,17 @@ class Firewall:
                     way = "outbound" if egress else "inbound"
                     return (
                         f"the network ACL of {nat.subnet_id} (NAT gateway {nat.ip}) denies "
-                        f"{way} {ip} ports {low}-{high}"
+                        f"{way} {ip} ports {low}-{high}",
+                        "way",
                     )
         if dst.subnet_id is not None and not any(
             _sg_allows(groups.get(g, {}).get("ingress", []), src, port) for g in dst.groups
         ):
             return (
-                f"the security groups of {dst.ip} allow no inbound traffic from {src.ip} on {port}"
+                f"the security groups of {dst.ip} allow no inbound traffic from {src.ip} on {port}",
+                "destination",
             )
-        return None
+        return None, None
 
     # -- the course's endpoints ---------------------------------------------------------
 
@@ -238,6 +266,21 @@ class Firewall:
         ip = str(network[4 + digest % usable])
         return Endpoint(ip, subnet, tuple(groups), ports)
 
+    def endpoint_interface(
+        self, account: str, region: str, endpoint: dict[str, Any], zone: str
+    ) -> Endpoint | None:
+        """An interface VPC endpoint's network interface in ``zone`` (else its first), with
+        the endpoint's groups; None when it has none."""
+        subnets = self.rules(account, region)["subnets"]
+        interfaces = endpoint["interfaces"]
+        if not interfaces:
+            return None
+        subnet = next(
+            (s for s in interfaces if subnets.get(s, {}).get("az") == zone), next(iter(interfaces))
+        )
+        eni = interfaces[subnet]
+        return Endpoint(eni["ip"], subnet, tuple(endpoint["groups"]), interface=eni["id"])
+
     def service_flow(
         self,
         account: str,
@@ -255,9 +298,7 @@ class Firewall:
         unless a gateway endpoint carries it."""
         endpoint = route["interface_endpoints"].get(service)
         if endpoint is not None:
-            node = self.placed(
-                account, region, endpoint["id"], endpoint["subnets"], endpoint["groups"], zone=zone
-            )
+            node = self.endpoint_interface(account, region, endpoint, zone)
             if node is not None:
                 return Flow(task, node, HTTPS)
         nat = route["nat"]

@@ -88,6 +88,13 @@ class Running:
     checking: set[str] = field(default_factory=set)
 
 
+def task_endpoint(task: Task) -> Endpoint:
+    """A task as one side of a flow: its ENI's address, subnet and groups."""
+    return Endpoint(
+        task.private_ip or "", task.subnet_id, tuple(task.security_groups), interface=task.eni_id
+    )
+
+
 class Egress:
     """Whether a task reaches the AWS services Fargate needs to start it.
 
@@ -107,7 +114,7 @@ class Egress:
             self.route["default_route"] == "igw" and task.assign_public_ip
         )
         self.endpoints: set[str] = self.route["endpoint_services"]
-        self.source = Endpoint(task.private_ip or "", task.subnet_id, tuple(task.security_groups))
+        self.source = task_endpoint(task)
 
     def require(self, service: str, what: str, **details: str) -> None:
         if not (self.internet or service in self.endpoints):

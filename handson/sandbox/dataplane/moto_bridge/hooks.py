@@ -46,6 +46,7 @@ from handson.sandbox.dataplane.moto_bridge.views import (
     ApiError,
     _forward_targets,
     _service_info,
+    assign_subnet_address,
     cluster_arn,
     delete_eni,
     random_digits,
@@ -725,6 +726,26 @@ def _group_in_use(account: str, region: str, group_id: str) -> bool:
     return _plane().lingering(account, region, "security_groups", group_id)
 
 
+def _place_endpoint_interfaces(account: str, region: str, endpoint: Any) -> None:
+    """An interface endpoint's network interfaces as AWS makes them: one per subnet, with
+    that subnet's next free address, the endpoint's security groups (the VPC's default
+    group when it names none), requester-managed and described as the endpoint's."""
+    backend = ec2_backends[account][region]
+    groups = [backend.get_security_group_from_id(g) for g in endpoint.security_group_ids or []]
+    if not groups:
+        groups = [backend.get_default_security_group(endpoint.vpc_id)]
+    for eni_id in endpoint.network_interface_ids or []:
+        eni = backend.enis.get(eni_id)
+        if eni is None:
+            continue
+        assign_subnet_address(eni)
+        eni._group_set = [g for g in groups if g is not None]
+        eni.description = f"VPC Endpoint Interface {endpoint.id}"
+        eni.interface_type = "vpc_endpoint"
+        eni.requester_managed = True
+        eni.status = "in-use"
+
+
 def _subnet_in_use(account: str, region: str, subnet_id: str) -> bool:
     backend = ec2_backends[account][region]
     if any(eni.subnet.id == subnet_id for eni in list(backend.enis.values())):
@@ -817,6 +838,8 @@ def _install_ec2() -> None:
     def create_vpc_endpoint(self: Any, original: Callable[..., Any]) -> Any:
         result = original(self)
         endpoint = result.result["VpcEndpoint"]
+        if endpoint.vpc_endpoint_type == "Interface":
+            _place_endpoint_interfaces(*_ctx(self), endpoint)
         control = _plane().control
         if endpoint.vpc_endpoint_type == "Interface" and not control.instant:
             endpoint.state = "pending"
@@ -826,6 +849,25 @@ def _install_ec2() -> None:
                     endpoint.state = "available"
 
             control.later("vpc-endpoint.pending", available)
+        return result
+
+    @_wrap(cls, "delete_vpc_endpoints")
+    def delete_vpc_endpoints(self: Any, original: Callable[..., Any]) -> Any:
+        # moto drops the endpoints' interfaces but keeps their addresses taken.
+        account, region = _ctx(self)
+        backend = ec2_backends[account][region]
+        ids = set(self._get_param("VpcEndpointIds", []))
+        enis = [
+            backend.enis[eni_id]
+            for endpoint in list(backend.vpc_end_points.values())
+            if endpoint.id in ids
+            for eni_id in endpoint.network_interface_ids or []
+            if eni_id in backend.enis
+        ]
+        result = original(self)
+        for eni in enis:
+            if eni.id not in backend.enis:
+                eni.subnet.del_subnet_ip(eni.private_ip_address)
         return result
 
     @_wrap(cls, "delete_security_group")

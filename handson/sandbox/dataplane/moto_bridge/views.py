@@ -351,7 +351,7 @@ def create_eni(
     eni = backend.create_network_interface(
         subnet=subnet, private_ip_address=None, group_ids=group_ids, description=description
     )
-    eni.private_ip_address = subnet.get_available_subnet_ip(eni)
+    assign_subnet_address(eni)
     eni.status = "in-use"
     eni.interface_type = "interface"
     return {
@@ -360,6 +360,16 @@ def create_eni(
         "mac": eni.mac_address,
         "availabilityZone": subnet.availability_zone,
     }
+
+
+def assign_subnet_address(eni: Any) -> None:
+    """Give a moto ENI the next free address of its subnet, as AWS does (moto draws a
+    random one, which may be any address of the subnet or, for an endpoint's, outside it)."""
+    ip = eni.subnet.get_available_subnet_ip(eni)
+    eni.private_ip_address = ip
+    eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": ip}]
+    if getattr(eni, "private_dns_name", None):
+        eni.private_dns_name = f"ip-{ip.replace('.', '-')}.{eni.private_dns_name.split('.', 1)[1]}"
 
 
 def delete_eni(account: str, region: str, eni_id: str) -> None:
@@ -379,7 +389,8 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
     NAT gateway that route names ({"id", "subnet"}, else None), the services it reaches
     through VPC endpoints (interface ones with private DNS, and gateway ones on its route
     table) and each interface one's {"id", "subnets", "groups"} by service (the VPC's
-    default security group when the endpoint names none, as AWS associates it)."""
+    default security group when the endpoint names none, as AWS associates it), with its
+    network interface in each subnet ({"id", "ip"} by subnet id)."""
     backend = ec2_backends[account][region]
     subnet = backend.get_subnet(subnet_id)
     tables = [t for t in backend.route_tables.values() if t.vpc_id == subnet.vpc_id]
@@ -410,10 +421,16 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
             groups = list(endpoint.security_group_ids) or (
                 [default_group.id] if default_group is not None else []
             )
+            enis = [backend.enis.get(i) for i in endpoint.network_interface_ids or []]
             interfaces[name] = {
                 "id": endpoint.id,
                 "subnets": list(endpoint.subnet_ids or []),
                 "groups": groups,
+                "interfaces": {
+                    eni.subnet.id: {"id": eni.id, "ip": eni.private_ip_address}
+                    for eni in enis
+                    if eni is not None
+                },
             }
     return {
         "default_route": default_route,
@@ -421,6 +438,35 @@ def egress(account: str, region: str, subnet_id: str) -> dict[str, Any]:
         "endpoint_services": services,
         "interface_endpoints": interfaces,
     }
+
+
+def flow_logs(account: str, region: str) -> list[dict[str, Any]]:
+    """An account's active flow logs that publish to CloudWatch Logs: {"id", "resource"
+    (a VPC, subnet or ENI id), "traffic" (ALL, ACCEPT or REJECT), "group", "role",
+    "interval" (seconds)}."""
+    backend = ec2_backends[account][region]
+    return [
+        {
+            "id": f.id,
+            "resource": f.resource_id,
+            "traffic": f.traffic_type,
+            "group": f.log_group_name,
+            "role": f.deliver_logs_permission_arn,
+            "interval": int(f.max_aggregation_interval or 600),
+        }
+        for f in list(backend.flow_logs.values())
+        if f.flow_log_status == "ACTIVE"
+        and (f.log_destination_type or "cloud-watch-logs") == "cloud-watch-logs"
+    ]
+
+
+def set_flow_log_delivery(account: str, region: str, flow_log_id: str, error: str | None) -> None:
+    """Record whether a flow log's last delivery worked: DeliverLogsStatus SUCCESS, or
+    FAILED with ``error`` as its DeliverLogsErrorMessage."""
+    flow_log = ec2_backends[account][region].flow_logs.get(flow_log_id)
+    if flow_log is not None:
+        flow_log.deliver_logs_status = "FAILED" if error else "SUCCESS"
+        flow_log.deliver_logs_error_message = error
 
 
 def account_of(access_key_id: str) -> str:
@@ -542,13 +588,11 @@ def db_instance_network(account: str, region: str, identifier: str) -> dict[str,
         return None
     groups = list(instance.vpc_security_group_ids or [])
     subnets: list[str] = []
-    try:
-        group_name = instance.db_subnet_group_name
-    except Exception:  # moto's property fails for an instance made without a subnet group
-        group_name = None
-    group = backend.subnet_groups.get(group_name or "")
+    # moto keeps the subnet group object (its name property is write-only) and lists its
+    # subnets as DescribeDBSubnetGroups answers them.
+    group = getattr(instance, "db_subnet_group", None)
     if group is not None:
-        subnets = [s.id for s in group.subnets]
+        subnets = [s["SubnetIdentifier"] for s in group.subnets]
     elif groups:
         ec2 = ec2_backends[account][region]
         sg = ec2.get_security_group_from_id(groups[0])
