@@ -906,6 +906,11 @@ def _tasks(lab: Lab, desired_status: str) -> list[dict[str, Any]]:
         tasks += ecs.describe_tasks(cluster=lab.name("cluster"), tasks=arns[start : start + 100])[
             "tasks"
         ]
+    # ListTasks finds tasks by the service's name, so for an hour it also lists the stopped
+    # tasks of a deleted service of the same name (a course run again): not this one's.
+    service = _describe_service(lab) if tasks else None
+    if service is not None:
+        tasks = [t for t in tasks if t["createdAt"] >= service["createdAt"]]
     return sorted(tasks, key=lambda t: t["createdAt"])
 
 

@@ -105,6 +105,28 @@ def test_service_fails_then_runs_after_push_and_restart(built) -> None:
     assert events["message"][0].endswith("has reached a steady state.")
 
 
+def test_a_service_made_again_lists_only_its_own_stopped_tasks(built) -> None:
+    """ListTasks finds tasks by service name, so a deleted namesake's stopped tasks are
+    listed for an hour (a course run again after its teardown); the views keep the tasks
+    created since this service was (DescribeServices' createdAt)."""
+    lab, pre = built
+    if not ecs.show_service(lab)["running"].eq(2).all():
+        pytest.skip("needs the running service of the previous test")
+    ecs.restart_service(lab)
+    ecs.wait_for_rollout(lab, timeout=120, poll=0.2)
+    assert len(ecs.show_stopped_tasks(lab)) >= 2
+    ecs.delete_service(lab)
+    create_service(lab, pre, ecs.latest_task_definition(lab))
+    ecs.wait_for_rollout(lab, timeout=120, poll=0.2)
+    listed = lab.client("ecs").list_tasks(
+        cluster=lab.name("cluster"), serviceName=lab.name("app-service"), desiredStatus="STOPPED"
+    )["taskArns"]
+    assert len(listed) >= 2, "AWS lists the namesake's stopped tasks too"
+    assert ecs.show_stopped_tasks(lab).empty
+    assert ecs.show_stop_reasons(lab).empty
+    assert len(ecs.show_tasks(lab)) == 2
+
+
 def test_scale_and_delete(built) -> None:
     lab, pre = built
     if not ecs.show_service(lab)["running"].eq(2).all():

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.responses import EC2Response
@@ -320,6 +321,9 @@ def _install_ecs() -> None:
         _plane().check_create_service(account, region, params)
         result = original(self)
         service = result.result["service"]
+        # AWS's Service has createdAt (moto's none): a service made again under the same
+        # name is a new one, and its older namesake's stopped tasks came before it.
+        service.created_at = utcnow()
         _plane().service_created(account, region, params, _service_info(service))
         _publish(service)
         return result
