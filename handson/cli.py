@@ -189,6 +189,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     board = classroom.status(args.roster, backend=args.backend, parallel=args.parallel)
     _print_table(board)
+    print()
+    _print_table(classroom.class_cost(board))
     if args.csv:
         board.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")

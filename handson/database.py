@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from handson import secrets, waiting
+from handson import pricing, secrets, waiting
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, NotFoundError
@@ -386,6 +386,17 @@ def delete_database(lab: Lab) -> None:
     ):
         rds.delete_db_subnet_group(DBSubnetGroupName=subnet_group)
     secrets.delete_db_secret(lab)
+
+
+def hourly_cost(lab: Lab) -> pricing.Estimate:
+    """What the DB instance costs per hour while it exists (its class and its storage);
+    nothing when there is none. Calls DescribeDBInstances. Read-only."""
+    instance = _describe_instance(lab)
+    if instance is None or instance.get("DBInstanceStatus") == "deleting":
+        return pricing.Estimate("RDS instance", 0, 0.0)
+    return pricing.database(
+        lab.region, instance["DBInstanceClass"], int(instance["AllocatedStorage"])
+    )
 
 
 def leftovers(lab: Lab) -> list[tuple[str, str, str]]:

@@ -19,7 +19,7 @@ from typing import Any, Final
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
 
-from handson import awscli, waiting
+from handson import awscli, pricing, waiting
 from handson.aws_errors import step
 from handson.connection import HttpResponse, Lab
 from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
@@ -334,6 +334,17 @@ def ensure_alb(lab: Lab, *, vpc_id: str, subnet_ids: Sequence[str], security_gro
 
 
 @step("Look up the ALB")
+def hourly_cost(lab: Lab) -> pricing.Estimate:
+    """What the ALB costs per hour while it exists: its hour, about one LCU when idle, and
+    a public IPv4 address for its node in each zone. Calls DescribeLoadBalancers."""
+    lb = _find_load_balancer(lab)
+    if lb is None:
+        return pricing.Estimate("Application Load Balancer", 0, 0.0)
+    addresses = pricing.public_addresses(lab.region, len(lb.get("AvailabilityZones", [])))
+    usd = pricing.load_balancer(lab.region).usd_per_hour + addresses.usd_per_hour
+    return pricing.Estimate("Application Load Balancer", 1, usd)
+
+
 def get_alb(lab: Lab) -> Alb:
     """The ALB chapter 3 built, looked up by name (no changes).
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
+from handson.exceptions import ConfigurationError
+
 # region -> item -> USD per hour (per GB-hour for memory)
 HOURLY: dict[str, dict[str, float]] = {
     "ap-northeast-1": {
@@ -18,6 +22,7 @@ HOURLY: dict[str, dict[str, float]] = {
         "fargate_gb": 0.00553,
         "public_ipv4": 0.005,
         "interface_endpoint_az": 0.014,
+        "rds_db.t3.micro": 0.026,
     },
     "us-east-1": {
         "nat_gateway": 0.045,
@@ -27,9 +32,42 @@ HOURLY: dict[str, dict[str, float]] = {
         "fargate_gb": 0.004445,
         "public_ipv4": 0.005,
         "interface_endpoint_az": 0.01,
+        "rds_db.t3.micro": 0.018,
     },
 }
+# region -> item -> USD per month (per GB-month for storage), or per GB for data
+MONTHLY: dict[str, dict[str, float]] = {
+    "ap-northeast-1": {"rds_gp2_gb": 0.138, "secret": 0.40, "logs_stored_gb": 0.033},
+    "us-east-1": {"rds_gp2_gb": 0.115, "secret": 0.40, "logs_stored_gb": 0.03},
+}
+PER_GB: dict[str, dict[str, float]] = {
+    "ap-northeast-1": {"logs_ingested": 0.76, "nat_processed": 0.062, "endpoint_processed": 0.01},
+    "us-east-1": {"logs_ingested": 0.50, "nat_processed": 0.045, "endpoint_processed": 0.01},
+}
 HOURS_PER_MONTH = 730
+# Every billed item the chapters create: (chapter, item, key, table, unit).
+ITEMS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("02", "NAT gateway", "nat_gateway", "hourly", "per hour"),
+    ("02", "NAT gateway data processed", "nat_processed", "per_gb", "per GB"),
+    (
+        "02, 03",
+        "public IPv4 address (NAT's Elastic IP, each ALB node)",
+        "public_ipv4",
+        "hourly",
+        "per hour",
+    ),
+    ("03", "Application Load Balancer", "alb", "hourly", "per hour"),
+    ("03", "ALB load balancer capacity unit (LCU)", "alb_lcu", "hourly", "per LCU-hour"),
+    ("04", "CloudWatch Logs ingested", "logs_ingested", "per_gb", "per GB"),
+    ("04", "CloudWatch Logs stored", "logs_stored_gb", "monthly", "per GB-month"),
+    ("05", "RDS db.t3.micro (PostgreSQL, single-AZ)", "rds_db.t3.micro", "hourly", "per hour"),
+    ("05", "RDS storage (gp2)", "rds_gp2_gb", "monthly", "per GB-month"),
+    ("05", "Secrets Manager secret", "secret", "monthly", "per month"),
+    ("07", "Fargate vCPU", "fargate_vcpu", "hourly", "per vCPU-hour"),
+    ("07", "Fargate memory", "fargate_gb", "hourly", "per GB-hour"),
+    ("08", "interface VPC endpoint, per zone", "interface_endpoint_az", "hourly", "per hour"),
+    ("08", "interface VPC endpoint data processed", "endpoint_processed", "per_gb", "per GB"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +86,45 @@ class Estimate:
 def prices(region: str) -> dict[str, float]:
     """The price table of a region (Tokyo's when the region is not listed)."""
     return HOURLY.get(region, HOURLY["ap-northeast-1"])
+
+
+def _table(name: str, region: str) -> dict[str, float]:
+    tables = {"hourly": HOURLY, "monthly": MONTHLY, "per_gb": PER_GB}[name]
+    return tables.get(region, tables["ap-northeast-1"])
+
+
+def price_table(region: str) -> pd.DataFrame:
+    """Every billed item the chapters create, with its On-Demand price in ``region``
+    (Tokyo's when the region is not listed) and the unit AWS bills it by."""
+    rows = [
+        {"chapter": chapter, "item": item, "usd": _table(table, region)[key], "unit": unit}
+        for chapter, item, key, table, unit in ITEMS
+    ]
+    return pd.DataFrame(rows, columns=["chapter", "item", "usd", "unit"])
+
+
+def database(region: str, instance_class: str, storage_gb: int) -> Estimate:
+    """An RDS instance bills per hour by its class, and its storage per GB-month."""
+    hourly = prices(region)
+    key = f"rds_{instance_class}"
+    if key not in hourly:
+        known = ", ".join(k.removeprefix("rds_") for k in hourly if k.startswith("rds_"))
+        raise ConfigurationError(
+            f"The kit has no price for the DB instance class {instance_class!r} (it has "
+            f"{known}, the series' class): look it up on the Amazon RDS pricing page."
+        )
+    storage = storage_gb * _table("monthly", region)["rds_gp2_gb"] / HOURS_PER_MONTH
+    return Estimate(f"RDS {instance_class}", 1, hourly[key] + storage)
+
+
+def secrets(region: str, count: int) -> Estimate:
+    """A Secrets Manager secret bills per month (plus API calls, $0.05 per 10,000)."""
+    return Estimate("secret", count, count * _table("monthly", region)["secret"] / HOURS_PER_MONTH)
+
+
+def public_addresses(region: str, count: int) -> Estimate:
+    """Every public IPv4 address bills per hour: an ALB has one per zone it is in."""
+    return Estimate("public IPv4 address", count, count * prices(region)["public_ipv4"])
 
 
 def nat_gateways(region: str, count: int) -> Estimate:

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from handson import pricing
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError
@@ -166,6 +167,12 @@ def delete_db_secret(lab: Lab) -> None:
         lab.client("secretsmanager").delete_secret(
             SecretId=_secret_name(lab), ForceDeleteWithoutRecovery=True
         )
+
+
+def hourly_cost(lab: Lab) -> pricing.Estimate:
+    """What the student's secrets cost per hour (each bills per month). Calls
+    ListSecrets. Read-only."""
+    return pricing.secrets(lab.region, len(leftovers(lab)))
 
 
 def leftovers(lab: Lab) -> list[tuple[str, str, str]]:

@@ -10,7 +10,7 @@ real AWS (a student = an account reached by assuming a role).
 
 from __future__ import annotations
 
-from handson.classroom.board import status
+from handson.classroom.board import class_cost, status
 from handson.classroom.grade import Gradebook, grade
 from handson.classroom.provision import provision
 from handson.classroom.roster import Roster, Student, check_roster, load_roster
@@ -21,6 +21,7 @@ __all__ = [
     "Roster",
     "Student",
     "check_roster",
+    "class_cost",
     "grade",
     "load_roster",
     "provision",

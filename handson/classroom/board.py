@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from handson import ecs, loadbalancer, network, pricing
+from handson import database, ecs, loadbalancer, network, pricing, secrets
 from handson.aws_errors import step
 from handson.classroom.grade import check_names, grade_lab, score
 from handson.classroom.parallel import each_student, error_text
@@ -23,7 +23,7 @@ from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import Lab, connect
 from handson.exceptions import ConfigurationError, NotFoundError
 
-__all__ = ["COLUMNS", "status", "student_status"]
+__all__ = ["COLUMNS", "class_cost", "status", "student_status"]
 
 COLUMNS = [
     "student",
@@ -51,8 +51,9 @@ def status(
 ) -> pd.DataFrame:
     """The class board: a row per student with the service's desired/running tasks, the
     healthy/registered targets, the latest rollout state, whether the ALB answers /health,
-    the estimated USD per hour of what runs (ALB, NAT gateways, Fargate tasks) and how many
-    of ``checks`` (every self-check by default) the student passes, as "3/6".
+    the estimated USD per hour of what bills by the hour (see :func:`student_status`) and
+    how many of ``checks`` (every self-check by default) the student passes, as "3/6".
+    :func:`class_cost` sums the class's cost.
 
     Reads ``parallel`` accounts at a time and changes nothing. A student whose account
     can't be read, or has nothing provisioned yet, gets a row with ``error`` saying so.
@@ -83,21 +84,28 @@ def status(
 @step("Read the student's status")
 def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
     """One student's board row (without the name): service counts, target health, rollout,
-    /health through the ALB and the hourly cost of the ALB, NAT gateways and running tasks.
+    /health through the ALB and the hourly cost of what bills by the hour: the NAT gateways
+    and their addresses, the ALB (with an LCU and its public addresses), the running
+    tasks, the DB instance and its storage, the interface endpoints and the secrets. Data
+    and log charges come on top (handson.pricing.price_table).
 
     Calls DescribeNatGateways, DescribeLoadBalancers, DescribeTargetGroups,
-    DescribeListeners, DescribeTargetHealth, DescribeClusters, DescribeServices and
-    DescribeTaskDefinition, then sends GET /health; changes nothing. Chapter 7.
+    DescribeListeners, DescribeTargetHealth, DescribeClusters, DescribeServices,
+    DescribeTaskDefinition, DescribeDBInstances, DescribeVpcEndpoints and ListSecrets, then
+    sends GET /health; changes nothing. Chapter 7.
     """
     missing: list[str] = []
     usd = pricing.nat_gateways(lab.region, _live_nat_gateways(lab)).usd_per_hour
+    usd += loadbalancer.hourly_cost(lab).usd_per_hour
+    usd += database.hourly_cost(lab).usd_per_hour
+    usd += network.endpoints.hourly_cost(lab).usd_per_hour
+    usd += secrets.hourly_cost(lab).usd_per_hour
     values: dict[str, Any] = {"alb_health": "", "rollout": "", "error": ""}
     try:
         alb = loadbalancer.get_alb(lab)
     except NotFoundError:
         missing.append("ALB")
     else:
-        usd += pricing.load_balancer(lab.region).usd_per_hour
         targets = loadbalancer.show_target_health(lab)
         values["healthy_targets"] = int((targets["state"] == "healthy").sum())
         values["registered_targets"] = len(targets)
@@ -122,6 +130,23 @@ def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
     elif missing:
         values["error"] = f"partly provisioned: no {missing[0]}"
     return values
+
+
+def class_cost(board: pd.DataFrame) -> pd.DataFrame:
+    """The class's cost from its board: how many students' accounts were read, and the sum
+    of their USD per hour and per 730-hour month (no AWS call)."""
+    read = board[board["usd_per_hour"].notna()]
+    hourly = float(read["usd_per_hour"].sum())
+    return pd.DataFrame(
+        [
+            {
+                "students": len(read),
+                "usd_per_hour": round(hourly, 4),
+                "usd_per_month": round(hourly * pricing.HOURS_PER_MONTH, 2),
+            }
+        ],
+        columns=["students", "usd_per_hour", "usd_per_month"],
+    )
 
 
 def _live_nat_gateways(lab: Lab) -> int:

@@ -7,10 +7,17 @@ import time
 import pandas as pd
 import pytest
 
-from handson import chapters, checks, loadbalancer, pricing
-from handson.classroom import load_roster, status
+from handson import chapters, checks, loadbalancer
+from handson.classroom import class_cost, load_roster, status
 from handson.connection import connect, sandbox_account_id
 
+# Tokyo's prices per hour (docs/sandbox.md, "Prices"): the ALB with an idle LCU and a public
+# IPv4 address in each of its two zones; two NAT gateways with their Elastic IPs; two
+# 0.25 vCPU / 0.5 GB tasks; a db.t3.micro with 20 GB of gp2, and one secret (per month).
+ALB = 0.0243 + 0.008 + 2 * 0.005
+NAT = 2 * (0.062 + 0.005)
+FARGATE = 2 * (0.25 * 0.05056 + 0.5 * 0.00553)
+DB_AND_SECRET = 0.026 + 20 * 0.138 / 730 + 0.40 / 730
 READY = "board-ready"
 HALF = "board-half"
 NEWCOMER = "board-newcomer"
@@ -60,13 +67,7 @@ def test_a_provisioned_student(board) -> None:
     assert row["rollout"] == "COMPLETED"
     assert row["alb_health"] == "ok"
     assert row["error"] == ""
-    expected = (
-        pricing.load_balancer("ap-northeast-1").usd_per_hour
-        + pricing.nat_gateways("ap-northeast-1", 2).usd_per_hour
-        + pricing.fargate_tasks("ap-northeast-1", 2, 256, 512).usd_per_hour
-    )
-    assert row["usd_per_hour"] > 0
-    assert row["usd_per_hour"] == pytest.approx(expected, abs=1e-4)
+    assert row["usd_per_hour"] == pytest.approx(ALB + NAT + FARGATE + DB_AND_SECRET, abs=1e-4)
 
 
 def test_a_student_without_the_service(board) -> None:
@@ -74,9 +75,9 @@ def test_a_student_without_the_service(board) -> None:
     assert row["error"] == "partly provisioned: no ECS service"
     assert row["registered_targets"] == 0
     assert row["alb_health"] == "HTTP 503", "an ALB without targets answers 503"
-    assert row["usd_per_hour"] == pytest.approx(
-        pricing.load_balancer("ap-northeast-1").usd_per_hour, abs=1e-4
-    ), "the ALB alone: no NAT gateway, no task"
+    assert row["usd_per_hour"] == pytest.approx(ALB + DB_AND_SECRET, abs=1e-4), (
+        "no NAT gateway, no task"
+    )
 
 
 def test_a_student_never_provisioned(board) -> None:
@@ -94,3 +95,12 @@ def test_the_board_counts_the_checks_each_student_passes(board) -> None:
     assert passed >= 2, "chapter 7's own task definition and service pass their checks"
     assert board[READY]["checks"] == f"{passed}/{total}"
     assert board[NEWCOMER]["checks"] == f"0/{total}"
+
+
+def test_the_class_cost_sums_the_students(roster) -> None:
+    table = status(roster, backend="sandbox", parallel=3)
+    cost = class_cost(table).iloc[0]
+    hourly = ALB + NAT + FARGATE + DB_AND_SECRET + ALB + DB_AND_SECRET
+    assert cost["students"] == 3
+    assert cost["usd_per_hour"] == pytest.approx(hourly, abs=1e-3)
+    assert cost["usd_per_month"] == pytest.approx(hourly * 730, abs=0.1)
