@@ -177,7 +177,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
     Chapter(
         "08",
-        "VPC endpoints",  # its notebook is not in the kit yet (steps, deletes and check are)
+        "VPC endpoints",
+        notebook="08_vpc_endpoints.ipynb",
         deletes=(("VPC endpoints and flow logs", network.delete_endpoints),),
         leftovers=(network.endpoints.leftovers,),
         expects=(

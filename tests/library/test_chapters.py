@@ -58,6 +58,7 @@ def test_chapters_run_in_order_and_the_course_is_chapter_7() -> None:
         "05": "05_rds.ipynb",
         "06": "06_image.ipynb",
         "07": "07_ecs_task_definition_and_service.ipynb",
+        "08": "08_vpc_endpoints.ipynb",
     }
     for notebook in chapters.chapter_notebooks().values():
         assert (course.NOTEBOOK_DIR / notebook).is_file(), notebook
@@ -72,7 +73,7 @@ def test_an_unknown_chapter_is_refused_with_the_keys() -> None:
 
 def test_the_lessons_run_after_the_teardown_on_an_empty_account() -> None:
     assert course.replay_order() == [
-        "00", "07", "99", "01", "02", "03", "04", "05", "06", "instructor"
+        "00", "07", "08", "99", "01", "02", "03", "04", "05", "06", "instructor"
     ]  # fmt: skip
     assert course.expand_keys(["notebooks"]) == course.replay_order()
 

@@ -42,6 +42,7 @@ def test_the_endpoints_are_available_with_private_dns(chapter8) -> None:
     assert set(interfaces["in"]) == {", ".join(pre.network.private_subnet_ids)}
     s3 = table[table["service"] == "s3"].iloc[0]
     assert s3["type"] == "Gateway" and len(s3["in"].split(", ")) == 2  # the private tables
+    assert not s3["private_dns"], "a gateway endpoint is a route, with no DNS name of its own"
 
 
 def test_the_endpoints_group_takes_https_from_the_vpc_only(chapter8) -> None:

@@ -844,6 +844,8 @@ def _install_ec2() -> None:
         endpoint = result.result["VpcEndpoint"]
         if endpoint.vpc_endpoint_type == "Interface":
             _place_endpoint_interfaces(*_ctx(self), endpoint)
+        else:
+            endpoint.private_dns_enabled = False  # a gateway endpoint is a route, not a name
         control = _plane().control
         if endpoint.vpc_endpoint_type == "Interface" and not control.instant:
             endpoint.state = "pending"
