@@ -11,21 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from world import World
+from world import ECS_TASKS_TRUST, World
 
 ALL_TRAFFIC = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
-FLOW_LOGS_TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+# The chapter's roles trust ECS tasks; the flow logs role trusts the flow logs service.
+FLOW_LOGS_TRUST = ECS_TASKS_TRUST.replace("ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com")
 WRITE_LOGS = json.dumps(
     {
         "Version": "2012-10-17",
@@ -41,13 +31,16 @@ WRITE_LOGS = json.dumps(
 GROUP = "/aws/vpc/demo-dev"
 
 
-def _flow_log(world: World, *, trust: str = FLOW_LOGS_TRUST, policy: str = WRITE_LOGS) -> str:
+def _flow_log(
+    world: World, *, trust: str = FLOW_LOGS_TRUST, policy: str = WRITE_LOGS, group: bool = True
+) -> str:
     iam, logs = world.client("iam"), world.client("logs")
     role = iam.create_role(RoleName="demo-dev-vpc-flow-logs-role", AssumeRolePolicyDocument=trust)
     iam.put_role_policy(
         RoleName="demo-dev-vpc-flow-logs-role", PolicyName="write", PolicyDocument=policy
     )
-    logs.create_log_group(logGroupName=GROUP)
+    if group:
+        logs.create_log_group(logGroupName=GROUP)
     created = world.client("ec2").create_flow_logs(
         ResourceIds=[world.ids["vpc"]],
         ResourceType="VPC",
@@ -61,8 +54,12 @@ def _flow_log(world: World, *, trust: str = FLOW_LOGS_TRUST, policy: str = WRITE
 
 
 def _records(world: World) -> list[tuple[str, list[str]]]:
-    """(stream, fields) of every record delivered so far."""
-    events = world.client("logs").filter_log_events(logGroupName=GROUP)["events"]
+    """(stream, fields) of every record delivered so far (none while there is no group)."""
+    logs = world.client("logs")
+    try:
+        events = logs.filter_log_events(logGroupName=GROUP)["events"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
     return [(e["logStreamName"], e["message"].split()) for e in events]
 
 
@@ -125,8 +122,7 @@ def test_a_connection_dropped_at_its_source_is_a_reject_there(world: World) -> N
 
 
 def test_a_role_that_does_not_trust_the_service_delivers_nothing(world: World) -> None:
-    ecs_trust = FLOW_LOGS_TRUST.replace("vpc-flow-logs", "ecs-tasks")
-    flow_log = _flow_log(world, trust=ecs_trust)
+    flow_log = _flow_log(world, trust=ECS_TASKS_TRUST)
     world.push_image()
     world.register_task_definition()
     world.create_service(desired=1)
@@ -139,3 +135,15 @@ def test_a_role_that_does_not_trust_the_service_delivers_nothing(world: World) -
     described = world.wait_for(failed, timeout=60, what="the flow log's failed delivery")
     assert described["DeliverLogsErrorMessage"] == "Access error"
     assert _records(world) == []
+
+
+def test_a_missing_group_is_made_when_the_role_may_create_it(world: World) -> None:
+    may_create = WRITE_LOGS.replace(
+        '"logs:CreateLogStream"', '"logs:CreateLogGroup", "logs:CreateLogStream"'
+    )
+    _flow_log(world, policy=may_create, group=False)
+    world.push_image()
+    world.register_task_definition()
+    world.create_service(desired=1)
+    world.wait_steady()
+    assert world.wait_for(lambda: _records(world), timeout=60, what="records in the new group")

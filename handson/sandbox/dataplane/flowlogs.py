@@ -207,7 +207,11 @@ class FlowLogs:
         group = flow_log["group"]
         error = self._access_error(account, region, flow_log)
         if error is None and not moto_bridge.log_group_exists(account, region, group):
-            error = "Access error"
+            # The service makes the group itself when its role may.
+            if self._allowed(account, region, flow_log, "logs:CreateLogGroup"):
+                moto_bridge.create_log_group(account, region, group)
+            else:
+                error = "Access error"
         moto_bridge.set_flow_log_delivery(account, region, flow_log["id"], error)
         if error is not None:
             return
@@ -223,13 +227,16 @@ class FlowLogs:
     def _access_error(self, account: str, region: str, flow_log: dict[str, Any]) -> str | None:
         """None when the flow log's role trusts the flow logs service and may create
         streams and put events in its group; else the error AWS reports."""
-        role = flow_log["role"] or ""
-        trust = moto_bridge.role_trust_policy(account, role)
-        policies = moto_bridge.role_policies(account, role)
-        if trust is None or policies is None or not trusts_service(trust, FLOW_LOGS_PRINCIPAL):
+        trust = moto_bridge.role_trust_policy(account, flow_log["role"] or "")
+        if trust is None or not trusts_service(trust, FLOW_LOGS_PRINCIPAL):
             return "Access error"
-        arn = f"arn:aws:logs:{region}:{account}:log-group:{flow_log['group']}:*"
         for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
-            if not is_allowed(policies, action, arn).allowed:
+            if not self._allowed(account, region, flow_log, action):
                 return "Access error"
         return None
+
+    def _allowed(self, account: str, region: str, flow_log: dict[str, Any], action: str) -> bool:
+        """Whether the flow log's role may do ``action`` on its log group."""
+        policies = moto_bridge.role_policies(account, flow_log["role"] or "")
+        arn = f"arn:aws:logs:{region}:{account}:log-group:{flow_log['group']}:*"
+        return policies is not None and is_allowed(policies, action, arn).allowed
