@@ -131,3 +131,20 @@ def test_no_answer_from_an_app_that_already_listens_counts_at_once(result: Check
         table.apply(target, result, group, starting=False)
 
     assert (target.state, target.reason) == ("unhealthy", result.reason)
+
+
+def test_a_check_that_breaks_is_logged_and_the_target_is_checked_again(caplog) -> None:
+    """A check runs on a worker thread: an error there must not leave the target marked
+    in flight (it would never be checked again and stay initial for good)."""
+
+    def broken(record: TargetRecord, port: int) -> bool:
+        raise RuntimeError("the network rules could not be read")
+
+    table = TargetHealthTable(StoppedClock(20), lambda *_: None, threading.RLock(), broken)
+    record = _target()
+    record.in_flight = True  # as run_checks leaves it when it submits the check
+    with caplog.at_level("ERROR", logger="handson.sandbox.dataplane.health"):
+        table._check(record, {**_group(), "healthCheckPort": "traffic-port"})
+    assert not record.in_flight
+    assert "health check of 10.0.11.5:3000 failed" in caplog.text
+    assert "the network rules could not be read" in caplog.text

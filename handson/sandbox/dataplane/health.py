@@ -13,6 +13,7 @@ either: it fails after the health check timeout with ``Target.Timeout``.
 from __future__ import annotations
 
 import http.client
+import logging
 import subprocess
 import threading
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from handson.sandbox.dataplane.clock import Clock
+
+log = logging.getLogger(__name__)
 
 # Reason codes and their descriptions (docs/sandbox.md, "ALB target health").
 REASONS = {
@@ -212,6 +215,14 @@ class TargetHealthTable:
                 self._pool.submit(self._check, record, dict(tg))
 
     def _check(self, record: TargetRecord, tg: dict[str, Any]) -> None:
+        try:
+            self._check_once(record, tg)
+        except Exception:  # never leave the target without checks: the next one is due
+            log.exception("health check of %s:%s failed", record.target_id, record.port)
+            with self.lock:
+                record.in_flight = False
+
+    def _check_once(self, record: TargetRecord, tg: dict[str, Any]) -> None:
         port = (
             record.port if tg["healthCheckPort"] == "traffic-port" else int(tg["healthCheckPort"])
         )
