@@ -5,6 +5,7 @@ rolling updates and draining. Expected strings and numbers are AWS's (docs/sandb
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from world import World
 
@@ -101,7 +102,11 @@ def test_lifecycle_passes_through_every_state(world: World) -> None:
 
 
 def test_scale_two_three_one(world: World) -> None:
-    deploy(world)
+    world.push_image()
+    world.register_task_definition()
+    world.run_task()  # a task of another group, in one zone, counts for none of the service's
+    world.create_service(desired=2)
+    world.wait_steady()
     ecs = world.client("ecs")
     ecs.update_service(cluster=world.ids["cluster"], service=world.ids["service"], desiredCount=3)
     service = world.wait_for(
@@ -114,6 +119,15 @@ def test_scale_two_three_one(world: World) -> None:
     )
     assert service["desiredCount"] == 3
     assert len(service["deployments"]) == 1, "scaling is not a new deployment"
+    # Spread over the zones, the odd task in the first subnet's zone: a fixed tie-break, so
+    # a re-run of a lesson places the tasks alike (docs/sandbox.md, "Task placement").
+    first_subnet = service["networkConfiguration"]["awsvpcConfiguration"]["subnets"][0]
+    (first,) = world.client("ec2").describe_subnets(SubnetIds=[first_subnet])["Subnets"]
+    zones = Counter(t["availabilityZone"] for t in world.tasks())
+    assert zones == {
+        first["AvailabilityZone"]: 2,
+        ({"ap-northeast-1a", "ap-northeast-1c"} - {first["AvailabilityZone"]}).pop(): 1,
+    }
     ecs.update_service(cluster=world.ids["cluster"], service=world.ids["service"], desiredCount=1)
     world.wait_for(lambda: world.service()["runningCount"] == 1, what="scale in to 1")
     stopping = world.tasks("STOPPED")

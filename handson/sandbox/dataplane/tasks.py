@@ -202,10 +202,29 @@ class TaskRunner:
         self.addresses: dict[tuple[str, str, str], str] = {}
         self._log_lines: list[LogLine] = []
         self._log_lock = threading.Lock()
-        self._subnet_turn = 0
         self.memory = memory.MemoryWatcher()
 
     # ----------------------------------------------------------------- creation
+
+    def _placement(
+        self, account: str, region: str, cluster_arn: str, group: str, subnets: list[str]
+    ) -> str:
+        """The subnet for a new task of ``group``: one in the zone that has the fewest of the
+        group's live tasks, the first such in the order given (docs/sandbox.md, "Task
+        placement")."""
+        live: dict[str, int] = {}
+        for task in self.tasks.values():
+            if (task.account, task.region, task.cluster_arn, task.group) == (
+                account,
+                region,
+                cluster_arn,
+                group,
+            ) and task.desired_status != "STOPPED":
+                live[task.availability_zone] = live.get(task.availability_zone, 0) + 1
+        return min(
+            subnets,
+            key=lambda s: live.get(self.firewall.subnet_zone(account, region, s), 0),
+        )
 
     def create(
         self,
@@ -225,9 +244,9 @@ class TaskRunner:
     ) -> Task:
         """A new task in PROVISIONING, with an ENI in one of the given subnets."""
         vpc = network.get("awsvpcConfiguration") or {}
-        subnets = list(vpc.get("subnets") or [])
-        subnet = subnets[self._subnet_turn % len(subnets)]
-        self._subnet_turn += 1
+        subnet = self._placement(
+            account, region, cluster_arn, group, list(vpc.get("subnets") or [])
+        )
         task_id = moto_bridge.random_hex(32)
         cluster_name = cluster_arn.rsplit("/", 1)[-1]
         arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
