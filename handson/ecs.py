@@ -527,7 +527,7 @@ def _runs_digest(lab: Lab, service: dict[str, Any], digest: str) -> bool:
     deployments = service["deployments"]
     if len(deployments) != 1 or deployments[0]["rolloutState"] != "COMPLETED":
         return False
-    tasks = _tasks(lab, "RUNNING")
+    tasks = _tasks(lab, "RUNNING", service)
     if len(tasks) != service["desiredCount"]:
         return False
     return all(c.get("imageDigest") == digest for t in tasks for c in t["containers"])
@@ -839,7 +839,9 @@ def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, An
     for error in dict.fromkeys(_launch_errors(service, deployment)):
         hint = stop_hint(error)
         lines.append(f"- a task failed to launch: {error}" + (f"\n  Check: {hint}" if hint else ""))
-    for reason in dict.fromkeys(t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED")):
+    for reason in dict.fromkeys(
+        t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED", service)
+    ):
         if reason:
             hint = stop_hint(reason)
             lines.append(f"- a task stopped: {reason}" + (f"\n  Check: {hint}" if hint else ""))
@@ -894,7 +896,11 @@ def show_service(lab: Lab) -> pd.DataFrame:
         return service_table(describe_service(lab))
 
 
-def _tasks(lab: Lab, desired_status: str) -> list[dict[str, Any]]:
+def _tasks(
+    lab: Lab, desired_status: str, service: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The service's tasks with ``desired_status``, oldest first. ``service`` is its
+    DescribeServices record when the caller has it (else looked up when there are tasks)."""
     ecs = lab.client("ecs")
     arns = ecs.list_tasks(
         cluster=lab.name("cluster"),
@@ -908,7 +914,8 @@ def _tasks(lab: Lab, desired_status: str) -> list[dict[str, Any]]:
         ]
     # ListTasks finds tasks by the service's name, so for an hour it also lists the stopped
     # tasks of a deleted service of the same name (a course run again): not this one's.
-    service = _describe_service(lab) if tasks else None
+    if tasks and service is None:
+        service = _describe_service(lab)
     if service is not None:
         tasks = [t for t in tasks if t["createdAt"] >= service["createdAt"]]
     return sorted(tasks, key=lambda t: t["createdAt"])

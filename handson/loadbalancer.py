@@ -93,6 +93,7 @@ class LoadBalancer:
     arn: str
     dns_name: str
     zone_id: str
+    availability_zones: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Alb:
     alb_zone_id: str
     target_group_arn: str
     listener_arn: str
+    availability_zones: tuple[str, ...]  # where it has a node, each with a public address
 
     @property
     def url(self) -> str:
@@ -115,6 +117,10 @@ class Alb:
 
 def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _zones(lb: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(z["ZoneName"] for z in lb.get("AvailabilityZones", [])))
 
 
 def _find_load_balancer(lab: Lab) -> dict[str, Any] | None:
@@ -222,7 +228,10 @@ def ensure_load_balancer(
             LoadBalancerArns=[lb["LoadBalancerArn"]],
         )
     return LoadBalancer(
-        arn=lb["LoadBalancerArn"], dns_name=lb["DNSName"], zone_id=lb["CanonicalHostedZoneId"]
+        arn=lb["LoadBalancerArn"],
+        dns_name=lb["DNSName"],
+        zone_id=lb["CanonicalHostedZoneId"],
+        availability_zones=_zones(lb),
     )
 
 
@@ -327,24 +336,30 @@ def ensure_alb(lab: Lab, *, vpc_id: str, subnet_ids: Sequence[str], security_gro
         alb_zone_id=lb.zone_id,
         target_group_arn=target_group_arn,
         listener_arn=listener_arn,
+        availability_zones=lb.availability_zones,
     )
 
 
 # ------------------------------------------------------------------- look at
 
 
-@step("Look up the ALB")
-def hourly_cost(lab: Lab) -> pricing.Estimate:
+def hourly_cost(lab: Lab, alb: Alb | None = None) -> pricing.Estimate:
     """What the ALB costs per hour while it exists: its hour, about one LCU when idle, and
-    a public IPv4 address for its node in each zone. Calls DescribeLoadBalancers."""
-    lb = _find_load_balancer(lab)
-    if lb is None:
-        return pricing.Estimate("Application Load Balancer", 0, 0.0)
-    addresses = pricing.public_addresses(lab.region, len(lb.get("AvailabilityZones", [])))
+    a public IPv4 address for its node in each zone. Calls DescribeLoadBalancers, unless
+    given the ALB :func:`get_alb` found."""
+    if alb is None:
+        lb = _find_load_balancer(lab)
+        if lb is None:
+            return pricing.Estimate("Application Load Balancer", 0, 0.0)
+        zones = len(_zones(lb))
+    else:
+        zones = len(alb.availability_zones)
+    addresses = pricing.public_addresses(lab.region, zones)
     usd = pricing.load_balancer(lab.region).usd_per_hour + addresses.usd_per_hour
     return pricing.Estimate("Application Load Balancer", 1, usd)
 
 
+@step("Look up the ALB")
 def get_alb(lab: Lab) -> Alb:
     """The ALB chapter 3 built, looked up by name (no changes).
 
@@ -364,19 +379,21 @@ def get_alb(lab: Lab) -> Alb:
         alb_zone_id=lb["CanonicalHostedZoneId"],
         target_group_arn=group["TargetGroupArn"],
         listener_arn=listener["ListenerArn"],
+        availability_zones=_zones(lb),
     )
 
 
 @step("Show the targets' health")
-def show_target_health(lab: Lab) -> pd.DataFrame:
+def show_target_health(lab: Lab, alb: Alb | None = None) -> pd.DataFrame:
     """The targets registered in ``P-E-ecs-tg`` and what the ALB's health check thinks of
     them (initial, healthy, unhealthy, draining...), with AWS's reason when not healthy.
 
-    Calls DescribeTargetGroups and DescribeTargetHealth (``aws elbv2 describe-target-health``).
-    Chapter 7's troubleshooting view.
+    Calls DescribeTargetGroups (unless given the ALB :func:`get_alb` found) and
+    DescribeTargetHealth (``aws elbv2 describe-target-health``). Chapter 7's
+    troubleshooting view.
     """
-    group = _target_group(lab)
-    params = {"TargetGroupArn": group["TargetGroupArn"]}
+    arn = _target_group(lab)["TargetGroupArn"] if alb is None else alb.target_group_arn
+    params = {"TargetGroupArn": arn}
     typed = awscli.command(
         "elbv2", "DescribeTargetHealth", params, query=TARGET_HEALTH_QUERY, output="table"
     )

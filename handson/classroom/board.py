@@ -96,7 +96,6 @@ def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
     """
     missing: list[str] = []
     usd = pricing.nat_gateways(lab.region, _live_nat_gateways(lab)).usd_per_hour
-    usd += loadbalancer.hourly_cost(lab).usd_per_hour
     usd += database.hourly_cost(lab).usd_per_hour
     usd += network.endpoints.hourly_cost(lab).usd_per_hour
     usd += secrets.hourly_cost(lab).usd_per_hour
@@ -105,8 +104,10 @@ def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
         alb = loadbalancer.get_alb(lab)
     except NotFoundError:
         missing.append("ALB")
+        usd += loadbalancer.hourly_cost(lab).usd_per_hour  # it bills without its listener
     else:
-        targets = loadbalancer.show_target_health(lab)
+        usd += loadbalancer.hourly_cost(lab, alb).usd_per_hour
+        targets = loadbalancer.show_target_health(lab, alb)
         values["healthy_targets"] = int((targets["state"] == "healthy").sum())
         values["registered_targets"] = len(targets)
         values["alb_health"] = _health(lab, alb.url, health_timeout)

@@ -9,6 +9,7 @@ import pytest
 
 from handson import chapters, checks, loadbalancer
 from handson.classroom import class_cost, load_roster, status
+from handson.classroom.board import student_status
 from handson.connection import connect, sandbox_account_id
 
 # Tokyo's prices per hour (docs/sandbox.md, "Prices"): the ALB with an idle LCU and a public
@@ -104,3 +105,12 @@ def test_the_class_cost_sums_the_students(roster) -> None:
     assert cost["students"] == 3
     assert cost["usd_per_hour"] == pytest.approx(hourly, abs=1e-3)
     assert cost["usd_per_month"] == pytest.approx(hourly * 730, abs=0.1)
+
+
+def test_a_board_row_reads_each_resource_once(roster) -> None:
+    # A class board refreshes 30 rows at a time: no describe call repeated within a row.
+    lab = connect("sandbox", student=READY)
+    student_status(lab)
+    calls = lab.api_calls()
+    described = calls[calls["operation"].str.startswith("Describe")]["operation"]
+    assert described.value_counts().max() == 1, described.value_counts().to_dict()
