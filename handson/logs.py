@@ -230,31 +230,46 @@ def format_tail_line(event: dict[str, Any], fmt: str = "detailed") -> str:
     return f"{moment.isoformat()} {event['logStreamName']} {message}"
 
 
+class EventReader:
+    """A log group's events from ``start`` (epoch ms, None for all) on, each event once over
+    repeated reads. Each read pages through FilterLogEvents from the newest event seen,
+    less ``overlap_ms`` for groups whose events can arrive after newer ones (flow logs)."""
+
+    def __init__(self, lab: Lab, group: str, start: int | None, *, overlap_ms: int = 0) -> None:
+        self._client = lab.client("logs")
+        self._group = group
+        self._start = start
+        self._overlap_ms = overlap_ms
+        self._seen: dict[str, int] = {}  # event id -> timestamp, from self._start on
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        """The events not read before, page by page."""
+        params: dict[str, Any] = {"logGroupName": self._group}
+        if self._start is not None:
+            params["startTime"] = self._start
+        while True:
+            answer = self._client.filter_log_events(**params)
+            for event in answer["events"]:
+                if event["eventId"] not in self._seen:
+                    self._seen[event["eventId"]] = event["timestamp"]
+                    yield event
+            if "nextToken" not in answer:
+                break
+            params["nextToken"] = answer["nextToken"]
+        if self._seen:
+            start = max(self._seen.values()) - self._overlap_ms
+            self._start = start if self._start is None else max(self._start, start)
+            self._seen = {i: t for i, t in self._seen.items() if t >= start}
+
+
 def _tail_events(
     lab: Lab, group: str, start: int, follow: bool, sleep: Callable[[float], None]
 ) -> Iterator[dict[str, Any]]:
-    params: dict[str, Any] = {"logGroupName": group, "startTime": start}
-    client = lab.client("logs")
-    seen: dict[int, set[str]] = {}  # event ids at the newest timestamp already shown
+    reader = EventReader(lab, group, start)
     while True:
-        answer = client.filter_log_events(**params)
-        for event in answer["events"]:
-            ids = seen.setdefault(event["timestamp"], set())
-            if event["eventId"] not in ids:
-                ids.add(event["eventId"])
-                yield event
-        if seen:
-            newest = max(seen)
-            seen = {newest: seen[newest]}
-        if "nextToken" in answer:
-            params["nextToken"] = answer["nextToken"]
-            continue
+        yield from reader.read()
         if not follow:
             return
-        # From the newest event on: the events at that time are in `seen`, not shown twice.
-        params.pop("nextToken", None)
-        if seen:
-            params["startTime"] = max(seen)
         sleep(FOLLOW_SECONDS)
 
 

@@ -11,6 +11,7 @@ Flow Logs record every connection the VPC's network interfaces accept or reject.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -75,6 +76,10 @@ FLOW_LOG_COLUMNS = FLOW_LOG_FIELDS[2:]  # the version and account are the same o
 FLOW_ACTIONS = ("ACCEPT", "REJECT")
 # AWS delivers records "typically within about 5 minutes"; allow twice that.
 FLOW_LOG_WAIT_SECONDS = 900.0
+# A record's timestamp is the start of its window, and it arrives up to the interval (600 s)
+# and the delivery (about 5 minutes) later (docs/sandbox.md, "VPC Flow Logs"): each poll
+# reads again from 20 minutes before the newest record seen.
+FLOW_LOG_LATE_MS = 20 * 60 * 1000
 # DescribeVpcEndpoints' states; "deleted" ones are listed for a while after a delete.
 GONE_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
 
@@ -277,24 +282,24 @@ def ensure_flow_logs(lab: Lab) -> str:
     return str(created["FlowLogIds"][0])
 
 
-def _flow_records(lab: Lab, since_minutes: float | None) -> list[dict[str, Any]]:
-    """Every record in the flow log group (or those of the last ``since_minutes``), each
-    line's fields by name; lines of another format are skipped."""
-    params: dict[str, Any] = {"logGroupName": logs.flow_log_group_name(lab)}
-    if since_minutes is not None:
-        params["startTime"] = int((time.time() - since_minutes * 60) * 1000)
-    pages = lab.client("logs").get_paginator("filter_log_events").paginate(**params)
+def _flow_reader(lab: Lab, since_minutes: float | None) -> logs.EventReader:
+    start = None if since_minutes is None else int((time.time() - since_minutes * 60) * 1000)
+    group = logs.flow_log_group_name(lab)
+    return logs.EventReader(lab, group, start, overlap_ms=FLOW_LOG_LATE_MS)
+
+
+def _flow_records(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each flow log line's fields by name; lines of another format are skipped."""
     records = []
-    for page in pages:
-        for event in page["events"]:
-            values = event["message"].split()
-            if len(values) != len(FLOW_LOG_FIELDS):
-                continue
-            record: dict[str, Any] = dict(zip(FLOW_LOG_FIELDS, values, strict=True))
-            for field in ("srcport", "dstport", "packets", "bytes", "start", "end"):
-                if record[field] != "-":
-                    record[field] = int(record[field])
-            records.append(record)
+    for event in events:
+        values = event["message"].split()
+        if len(values) != len(FLOW_LOG_FIELDS):
+            continue
+        record: dict[str, Any] = dict(zip(FLOW_LOG_FIELDS, values, strict=True))
+        for field in ("srcport", "dstport", "packets", "bytes", "start", "end"):
+            if record[field] != "-":
+                record[field] = int(record[field])
+        records.append(record)
     return records
 
 
@@ -354,7 +359,7 @@ def show_flow_logs(
     _check_flow_filter(action, port)
     if limit < 1:
         raise ConfigurationError(f"limit={limit!r}: ask for at least 1 record.")
-    table = _flow_table(_flow_records(lab, since_minutes), action, port)
+    table = _flow_table(_flow_records(_flow_reader(lab, since_minutes).read()), action, port)
     return table.tail(limit).reset_index(drop=True)
 
 
@@ -375,10 +380,13 @@ def wait_for_flow_logs(
     """
     _check_flow_filter(action, port)
     found = pd.DataFrame(columns=list(FLOW_LOG_COLUMNS))
+    reader = _flow_reader(lab, since_minutes)
+    records: list[dict[str, Any]] = []
 
     def delivered() -> bool:
         nonlocal found
-        found = _flow_table(_flow_records(lab, since_minutes), action, port)
+        records.extend(_flow_records(reader.read()))  # only what arrived since the last poll
+        found = _flow_table(records, action, port)
         return not found.empty
 
     if not waiting.until(delivered, timeout=timeout):

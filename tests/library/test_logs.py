@@ -199,6 +199,27 @@ def test_tail_follow_shows_each_new_event_once_until_ctrl_c(lab, written):
     assert polls == [logs.FOLLOW_SECONDS, logs.FOLLOW_SECONDS]
 
 
+def test_a_reader_reads_each_event_once_and_looks_back_for_late_ones(lab, written):
+    # Flow log records carry their window's start and arrive minutes later, after newer
+    # ones: a reader with an overlap finds them, one without does not (it reads on from the
+    # newest event it saw, as `aws logs tail --follow` does).
+    group = logs.log_group_name(lab)
+    plain = logs.EventReader(lab, group, None)
+    looking_back = logs.EventReader(lab, group, None, overlap_ms=10_000)
+    for reader in (plain, looking_back):
+        assert [e["message"] for e in reader.read()] == [m for _, _, m in written]
+        assert list(reader.read()) == [], "nothing read twice"
+    late = written[-1][0] - 2_500  # older than the newest event, inside the overlap
+    lab.client("logs").put_log_events(
+        logGroupName=group,
+        logStreamName=STREAM_A,
+        logEvents=[{"timestamp": late, "message": "late line"}],
+    )
+    assert list(plain.read()) == []
+    assert [e["message"] for e in looking_back.read()] == ["late line"]
+    assert list(looking_back.read()) == []
+
+
 def test_tail_since(lab, written):
     assert logs.tail_log_events(lab, since="30s", write=lambda line: None) == 0
     assert logs.tail_log_events(lab, since="2h", write=lambda line: None) == 6
