@@ -42,43 +42,57 @@ DROPPED = (3, 180)
 CONFIG_SECONDS = 1.0  # how long the flow logs of an account are read once for
 
 
-@dataclass
-class _Record:
-    """One line of a flow log in the making: a direction of a connection, as the
-    interface saw it during one aggregation interval."""
+@dataclass(frozen=True)
+class _Direction:
+    """One direction of one connection as one network interface saw it, and what its rules
+    decided."""
 
-    account: str
-    region: str
-    flow_log: dict[str, Any]
     interface: str
     source: str
     destination: str
     source_port: int
     destination_port: int
     action: str
-    due: float  # sandbox time when it is delivered
+
+
+@dataclass
+class _Record:
+    """One line of a flow log in the making: a direction of a connection during one
+    aggregation interval."""
+
+    account: str
+    region: str
+    flow_log: dict[str, Any]
+    direction: _Direction
+    window: int  # which interval of the sandbox clock: clock time // the flow log's interval
     start: int
     end: int
     packets: int = 0
     bytes: int = 0
 
+    @property
+    def due(self) -> float:
+        """Sandbox time when it is delivered: its interval's end, plus the delivery delay."""
+        return (self.window + 1) * self.flow_log["interval"] + DELIVERY_DELAY
+
     def line(self) -> str:
+        d = self.direction
         return " ".join(
             str(v)
             for v in (
                 2,
                 self.account,
-                self.interface,
-                self.source,
-                self.destination,
-                self.source_port,
-                self.destination_port,
+                d.interface,
+                d.source,
+                d.destination,
+                d.source_port,
+                d.destination_port,
                 TCP,
                 self.packets,
                 self.bytes,
                 self.start,
                 self.end,
-                self.action,
+                d.action,
                 "OK",
             )
         )
@@ -130,12 +144,12 @@ class FlowLogs:
         else:
             for side in (src, dst):
                 seen += [(side, out, "ACCEPT", REQUEST), (side, back, "ACCEPT", ANSWER)]
-        for side, (a, b, pa, pb), action, (packets, size) in seen:
+        for side, addresses, action, (packets, size) in seen:
             if side.interface is None:
                 continue
+            direction = _Direction(side.interface, *addresses, action)
             for flow_log in self._covering(account, region, flow_logs, side, action):
-                self._add(account, region, flow_log, side.interface, a, b, pa, pb, action,
-                          packets, size)  # fmt: skip
+                self._add(account, region, flow_log, direction, packets, size)
 
     def _covering(
         self,
@@ -159,26 +173,17 @@ class FlowLogs:
         account: str,
         region: str,
         flow_log: dict[str, Any],
-        interface: str,
-        source: str,
-        destination: str,
-        source_port: int,
-        destination_port: int,
-        action: str,
+        direction: _Direction,
         packets: int,
         size: int,
     ) -> None:
-        interval = flow_log["interval"]
-        window = int(self.clock.now() // interval)
+        window = int(self.clock.now() // flow_log["interval"])
         now = int(time.time())
-        key = (flow_log["id"], interface, source, destination, source_port, destination_port,
-               action, window)  # fmt: skip
+        key = (flow_log["id"], direction, window)
         with self._records_lock:
             record = self._records.get(key)
             if record is None:
-                due = (window + 1) * interval + DELIVERY_DELAY
-                record = _Record(account, region, flow_log, interface, source, destination,
-                                 source_port, destination_port, action, due, now, now)  # fmt: skip
+                record = _Record(account, region, flow_log, direction, window, now, now)
                 self._records[key] = record
             record.packets += packets
             record.bytes += size
@@ -217,7 +222,7 @@ class FlowLogs:
             return
         streams: dict[str, list[dict[str, Any]]] = {}
         for record in sorted(records, key=lambda r: (r.start, r.end)):
-            stream = f"{record.interface}-{flow_log['traffic'].lower()}"
+            stream = f"{record.direction.interface}-{flow_log['traffic'].lower()}"
             streams.setdefault(stream, []).append(
                 {"timestamp": record.start * 1000, "message": record.line()}
             )
