@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from handson import database, ecs, iam, loadbalancer, logs, network, registry, secrets
+from handson import database, ecs, iam, loadbalancer, logs, network, progress, registry, secrets
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, NotFoundError
 
@@ -333,4 +333,4 @@ def deploy_chapter7(
         app_count=app_count,
     )
     ecs.restart_service(lab, image_digest=image.digest)
-    return ecs.wait_for_rollout(lab, poll=0.2, progress=lambda service: None)
+    return ecs.wait_for_rollout(lab, poll=0.2, progress=progress.silent)

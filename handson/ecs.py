@@ -11,7 +11,6 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ from handson.exceptions import (
     NotFoundError,
     WaitTimeoutError,
 )
+from handson.progress import Progress, service_progress
 
 CONTAINER_PORT = 3000
 MAX_APP_COUNT = 10
@@ -728,8 +728,6 @@ def deregister_revision(lab: Lab, task_definition_arn: str) -> None:
 
 # ----------------------------------------------------------------------- waits
 
-Progress = Callable[[dict[str, Any]], None]
-
 
 def wait_for_rollout(
     lab: Lab,
@@ -753,7 +751,7 @@ def wait_for_rollout(
     role has propagated. Returns the service table. Chapter 7.
     """
     deadline = time.monotonic() + timeout
-    report = progress or _default_progress()
+    report = progress or service_progress()
     delay, last, redeployed = poll, None, False
     while True:
         service = describe_service(lab)
@@ -776,6 +774,7 @@ def wait_for_rollout(
                     forceNewDeployment=True,
                 )
                 continue
+            report(service, final=True)
             if raise_on_failure:
                 raise DeploymentError(_failure_message(lab, service, primary))
             return service_table(service)
@@ -785,8 +784,10 @@ def wait_for_rollout(
             and service["runningCount"] == service["desiredCount"]
             and service["pendingCount"] == 0
         ):
+            report(service, final=True)
             return service_table(service)
         if time.monotonic() > deadline:
+            report(service, final=True)
             events = "\n".join(e["message"] for e in service["events"][:5])
             raise WaitTimeoutError(
                 f"The service did not reach a steady state within {timeout:.0f} s. "
@@ -846,12 +847,6 @@ def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, An
             hint = stop_hint(reason)
             lines.append(f"- a task stopped: {reason}" + (f"\n  Check: {hint}" if hint else ""))
     return "\n".join(lines)
-
-
-def _default_progress() -> Progress:
-    from handson.progress import service_progress
-
-    return service_progress()
 
 
 # ----------------------------------------------------------------------- views

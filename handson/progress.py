@@ -1,13 +1,14 @@
 """Progress while waiting: a bar in a notebook, nothing elsewhere.
 
 The bar is an ipywidgets widget updated in place, so a notebook keeps one output for the
-whole wait instead of a line per poll.
+whole wait instead of a line per poll. When the wait ends, the final state is printed
+as a line of text, so a saved notebook (papermill, nbval, GitHub), where widgets don't run,
+shows where the wait ended ("2/2 tasks running, 0 pending, rollout COMPLETED").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 
 def _in_notebook() -> bool:
@@ -19,24 +20,56 @@ def _in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-def service_progress() -> Callable[[dict[str, Any]], None]:
-    """A callback that shows running/desired tasks and the rollout state of a service."""
+def service_text(service: dict[str, Any]) -> str:
+    """A service's progress in one line: its primary deployment's running tasks of the
+    desired count, the pending ones and the rollout state."""
+    primary = service["deployments"][0]
+    return (
+        f"{primary['runningCount']}/{service['desiredCount']} tasks running, "
+        f"{service['pendingCount']} pending, rollout {primary.get('rolloutState', '')}"
+    )
+
+
+class Progress(Protocol):
+    """Told the service at each poll of a wait, and once more with ``final`` when it ends."""
+
+    def __call__(self, service: dict[str, Any], *, final: bool = False) -> None: ...
+
+
+def silent(service: dict[str, Any], *, final: bool = False) -> None:
+    """Progress that shows nothing."""
+
+
+class _LiveOutput:
+    """A widget shown live, with a plain-text stand-in for where widgets don't run."""
+
+    def __init__(self, widget: Any, text: str) -> None:
+        self.widget = widget
+        self.text = text
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/plain"] = self.text
+        return bundle
+
+
+def service_progress() -> Progress:
+    """A bar of running/desired tasks with the rollout state, updated at each poll; when
+    the wait ends, the final state as a line of text (what a saved notebook keeps)."""
     if not _in_notebook():
-        return lambda service: None
+        return silent
     import ipywidgets
     from IPython.display import display
 
     bar = ipywidgets.IntProgress(value=0, min=0, max=1, description="tasks")
     label = ipywidgets.Label(value="")
-    display(ipywidgets.HBox([bar, label]))
+    display(_LiveOutput(ipywidgets.HBox([bar, label]), "(a live bar of the tasks while it waits)"))
 
-    def update(service: dict[str, Any]) -> None:
-        primary = service["deployments"][0]
+    def update(service: dict[str, Any], *, final: bool = False) -> None:
         bar.max = max(service["desiredCount"], 1)
-        bar.value = min(primary["runningCount"], bar.max)
-        label.value = (
-            f"{primary['runningCount']}/{service['desiredCount']} running, "
-            f"{service['pendingCount']} pending, rollout {primary.get('rolloutState', '')}"
-        )
+        bar.value = min(service["deployments"][0]["runningCount"], bar.max)
+        label.value = service_text(service)
+        if final:
+            print(label.value)
 
     return update

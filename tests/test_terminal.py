@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import handson
-from handson import awscli, chapters, ecs, loadbalancer, registry
+from handson import awscli, chapters, ecs, loadbalancer, progress, registry
 from handson.connection import ApiCall, Lab, connect, sandbox_account_id
 from handson.terminal import SOURCE_PROFILE, terminal_environment
 
@@ -188,7 +188,7 @@ def test_force_new_deployment_then_the_stopped_tasks_say_why(built) -> None:
         )  # fmt: skip
     )
     assert len(answer["service"]["deployments"]) == 2
-    service = ecs.wait_for_rollout(lab, poll=0.2, progress=lambda service: None)
+    service = ecs.wait_for_rollout(lab, poll=0.2, progress=progress.silent)
     assert service[["desired", "running"]].values.tolist() == [[2, 2]]
     stopped = aws(
         built,
@@ -472,7 +472,7 @@ def test_chapter_7s_commands_as_shown_deploy_it_in_another_account(built) -> Non
         assert done.returncode == 0, f"{line}\n{done.stderr}"
     assert pushed
     assert {"Register the task definition", "Create the ECS service"} <= set(typed)
-    service = ecs.wait_for_rollout(lab_b, poll=0.2, progress=lambda service: None)
+    service = ecs.wait_for_rollout(lab_b, poll=0.2, progress=progress.silent)
     assert service[["desired", "running"]].values.tolist() == [[2, 2]]
     # The running tasks' targets. (A target of the first deployment, replaced by the
     # forced one typed right after create-service, was once seen staying `initial`.)

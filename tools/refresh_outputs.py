@@ -67,7 +67,8 @@ def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> list[tuple[re.
 
 def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
     """Outputs with what varies between runs replaced, as nbval compares them: sanitize
-    rules on text, fixed ipywidgets model ids, no widget state in the metadata."""
+    rules on text, fixed ipywidgets model ids, no widget state in the metadata; the
+    installed kernel's spec in the metadata."""
 
     def clean(text: Any) -> Any:
         if isinstance(text, list):
@@ -86,7 +87,17 @@ def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
                 elif mime == "application/vnd.jupyter.widget-view+json":
                     value["model_id"] = "widget"
     notebook.metadata.pop("widgets", None)
+    notebook.metadata["kernelspec"] = kernelspec()
     return notebook
+
+
+def kernelspec(name: str = "python3") -> dict[str, str]:
+    """The notebook metadata JupyterLab writes for the installed kernel: a notebook saved
+    with other values shows as modified as soon as it is opened."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from handson import chapters, checks, ecs
+from handson import chapters, checks, ecs, progress
 from handson.exceptions import ConfigurationError
 
 pytestmark = pytest.mark.slow
@@ -149,7 +149,7 @@ def test_service_with_a_public_ip_fails_then_create_service_fixes_it(built) -> N
     result = checks.check(lab, "07-service")
     assert "no public IP" in result.failing
     ecs.create_service(lab, spec)
-    ecs.wait_for_rollout(lab, poll=0.2, progress=lambda service: None)
+    ecs.wait_for_rollout(lab, poll=0.2, progress=progress.silent)
     result = checks.check(lab, "07-service")
     assert result.passed, repr(result)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handson import chapters, ecs, iam, logs, registry
+from handson import chapters, ecs, iam, logs, progress, registry
 from handson.exceptions import ConfigurationError, DeploymentError, NotFoundError
 
 
@@ -200,7 +200,7 @@ def test_a_rollout_stopped_while_the_roles_propagated_is_deployed_again(timed_la
         deploymentConfiguration=ecs.DEPLOYMENT_CONFIGURATION,
     )
 
-    ecs.wait_for_rollout(lab, timeout=120, progress=lambda service: None)
+    ecs.wait_for_rollout(lab, timeout=120, progress=progress.silent)
 
     service = ecs.describe_service(lab)
     assert service["runningCount"] == 3
