@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from handson import chapters, checks, ecs, faults, logs, network, teardown
+from handson import chapters, checks, ecs, faults, logs, network, progress, teardown
 from handson.exceptions import ConfigurationError, NotFoundError
 
 
@@ -28,7 +28,7 @@ def chapter8(sandbox_server):
     }
     network.ensure_nat_gateways(lab, enabled=False)
     ecs.restart_service(lab)
-    rollout = ecs.wait_for_rollout(lab, progress=lambda service: None, poll=0.1)
+    rollout = ecs.wait_for_rollout(lab, progress=progress.silent, poll=0.1)
     return {"lab": lab, "pre": pre, "before": before, "rollout": rollout, **built}
 
 
@@ -211,7 +211,7 @@ def test_a_removed_rule_shows_as_reject_records_then_heals(chapter8) -> None:
         assert (row.dstaddr, row.interface_id) in tasks
     assert (rejected["packets"] > 0).all()
     ecs.restart_service(lab)
-    service = ecs.wait_for_rollout(lab, progress=lambda service: None, poll=0.1)
+    service = ecs.wait_for_rollout(lab, progress=progress.silent, poll=0.1)
     assert service[["desired", "running"]].values.tolist() == [[2, 2]]
 
 

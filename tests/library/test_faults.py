@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from handson import chapters, ecs, faults
+from handson import chapters, ecs, faults, progress
 from handson.checks import check
 from handson.exceptions import ConfigurationError, NotFoundError
 
@@ -28,7 +28,7 @@ SYMPTOMS = {
         "Task failed ELB health checks in (target-group",
     ),
 }
-QUIET = {"poll": 0.2, "progress": lambda service: None}
+QUIET = {"poll": 0.2, "progress": progress.silent}
 
 
 @pytest.fixture

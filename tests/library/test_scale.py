@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from handson import chapters, checks, ecs, loadbalancer
+from handson import chapters, checks, ecs, loadbalancer, progress
 from handson.exceptions import ConfigurationError, WaitTimeoutError
 
-QUIET = {"progress": lambda service: None, "poll": 0.1}
+QUIET = {"progress": progress.silent, "poll": 0.1}
 SCALE_IN = "tasks stopped by scale-in"
 
 

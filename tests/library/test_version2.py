@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from handson import chapters, checks, ecs, loadbalancer, registry
+from handson import chapters, checks, ecs, loadbalancer, progress, registry
 from handson.exceptions import ConfigurationError, DeploymentError
 
-QUIET = {"progress": lambda service: None, "poll": 0.1}
+QUIET = {"progress": progress.silent, "poll": 0.1}
 
 
 @pytest.fixture(scope="module")
