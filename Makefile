@@ -17,10 +17,11 @@ course: $(STAMP)
 	$(PY) -m handson sandbox start
 	$(PY) -m handson course --student student01 --notebooks 00,07 --out runs
 
-## The whole test suite, notebooks (nbval) included.
+## The whole test suite, notebooks (nbval) included, on two workers (pytest-xdist): the
+## notebooks in order on one, the test files on the other (see conftest.py).
 test: $(STAMP)
 	$(PY) -m ruff check handson tests app benchmarks tools conftest.py
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 ## JupyterLab on the notebooks, with the sandbox running and its terminals set up for it
 ## (the AWS CLI, curl and handson talk to the sandbox as student01).

@@ -37,6 +37,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _is_notebook_cell(item) and "text/html" not in item.parent.skip_compare:  # type: ignore[attr-defined]
             item.parent.skip_compare = (*item.parent.skip_compare, "text/html")  # type: ignore[attr-defined]
+    # The notebooks first: with pytest-xdist they are the longest unit of work, which one
+    # worker starts with while the others take the test files.
+    items.sort(key=lambda item: not _is_notebook_cell(item))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist (``make test`` runs ``-n``): each test file runs on one worker, so its
+    module fixtures are made once, and all the notebooks run on one worker, in order (each
+    goes on from the account the one before left)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "notebooks" if path.endswith(".ipynb") else path
+
+    return ByFile(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -61,7 +79,19 @@ def _start_sandbox() -> None:
     sandbox.start(config)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # After the last notebook cell, its sandbox goes and the environment is as it was, for
+    # the tests that run next in this process.
+    if _is_notebook_cell(item) and (nextitem is None or not _is_notebook_cell(nextitem)):
+        _stop_sandbox()
+
+
 def pytest_sessionfinish() -> None:
+    _stop_sandbox()
+
+
+def _stop_sandbox() -> None:
     config = _state.pop("config", None)
     if config is None:
         return
@@ -72,3 +102,4 @@ def pytest_sessionfinish() -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+

@@ -23,7 +23,7 @@ from handson import sandbox
 from handson.exceptions import SandboxError
 from handson.image_format import parse_dockerfile
 from handson.sandbox.config import SandboxConfig, load_config, private_config
-from handson.sandbox.dataplane.runtime import loopback_mode
+from handson.sandbox.dataplane.runtime import SLOT_PORTS, Slot, loopback_mode
 
 
 def test_auto_is_single_when_no_extra_address_binds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,10 +47,29 @@ def test_the_session_sandbox_chose_its_mode_by_itself(
     assert sandbox_server.details is not None
     chosen = sandbox_server.details["loopback"]
     if sandbox_config.loopback == "auto":
-        first = f"127.{16 + sandbox_config.alb_port % 230}.0.1"
-        assert chosen == loopback_mode("auto", first)
+        # Any address besides 127.0.0.1 binds when one does (Linux has all of 127/8).
+        assert chosen == loopback_mode("auto", "127.16.0.1")
     else:
         assert chosen == sandbox_config.loopback
+
+
+def test_two_sandboxes_never_share_a_slot() -> None:
+    # Two sandboxes whose ALB ports point at the same slot (a learner's and a test run's,
+    # or two test workers) each get one of their own; a slot is free again once released.
+    first = Slot(7)
+    second = Slot(7)
+    try:
+        assert first.index != second.index
+        assert first.first_address != second.first_address
+        assert abs(first.first_port - second.first_port) >= SLOT_PORTS
+        held = first.index
+        first.release()
+        again = Slot(held)
+        assert again.index == held
+        again.release()
+    finally:
+        first.release()
+        second.release()
 
 
 def test_a_bad_value_says_which_values_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:

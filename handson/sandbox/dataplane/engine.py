@@ -32,7 +32,7 @@ from handson.sandbox.dataplane.flowlogs import FlowLogs
 from handson.sandbox.dataplane.health import TargetHealthTable
 from handson.sandbox.dataplane.moto_bridge import ApiError
 from handson.sandbox.dataplane.proxy import EdgeProxy, Route
-from handson.sandbox.dataplane.runtime import FIRST_PORT, Loopback, loopback_mode
+from handson.sandbox.dataplane.runtime import SLOTS, Loopback, Slot, loopback_mode
 from handson.sandbox.dataplane.scheduler import Scheduler, new_deployment_id
 from handson.sandbox.dataplane.tasks import TaskRunner, hosts_json, role_error, task_endpoint
 
@@ -74,15 +74,15 @@ class DataPlane:
         # VPC Flow Logs: the firewall tells them of each flow it decides.
         self.flow_logs = FlowLogs(self.clock, self.firewall, self.lock)
         self.firewall.observer = self.flow_logs.observe
-        # Each sandbox on the machine takes its own 127.x.0.0/16, so that two of them (a
-        # learner's and a test run's) don't hand out the same task addresses; in single
-        # mode it starts its ports on 127.0.0.1 elsewhere too.
-        first = f"127.{16 + alb_port % 230}.0.1"
+        # Each sandbox on the machine holds its own 127.x.0.0/16 (and run of ports in
+        # single mode), so that two of them don't hand out the same task addresses.
+        self.slot = Slot(alb_port % SLOTS)
+        first = self.slot.first_address
         self.loopback = Loopback(
             first,
             mode=loopback_mode(loopback, first),
             ports_file=state_dir / "dns" / "ports.json",
-            first_port=FIRST_PORT + alb_port % 230 * 50,
+            first_port=self.slot.first_port,
         )
         self.runner = TaskRunner(
             loopback=self.loopback,
@@ -130,6 +130,7 @@ class DataPlane:
         self.proxy.stop()
         self.targets.close()
         self.database.stop()
+        self.slot.release()
 
     def reset(self) -> None:
         """Forget every task, service and database (moto forgets the rest)."""

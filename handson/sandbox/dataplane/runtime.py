@@ -12,6 +12,7 @@ can find and end it even when the server itself was killed.
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import json
 import logging
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +45,48 @@ LOCALHOST = "127.0.0.1"
 FIRST_PORT = 20000
 LAST_PORT = 32767
 
+# Sandboxes on one machine share its loopback interface: each holds one of these slots
+# (a 127.x.0.0/16, and a run of ports for single mode) for as long as it runs.
+SLOTS = 230
+SLOT_PORTS = (LAST_PORT - FIRST_PORT + 1) // SLOTS
+SLOTS_DIR = Path(tempfile.gettempdir()) / "handson-sandbox-slots"
+
 LineSink = Callable[[str, int], None]
+
+
+class Slot:
+    """One sandbox's share of the loopback interface, held with a lock on a file under
+    ``SLOTS_DIR`` so that two sandboxes running at once (a learner's and a test run's, or
+    two test workers) never hand out the same task addresses or ports. The lock goes with
+    the process, so a killed sandbox frees its slot too."""
+
+    def __init__(self, start: int) -> None:
+        SLOTS_DIR.mkdir(parents=True, exist_ok=True)
+        for step in range(SLOTS):
+            index = (start + step) % SLOTS
+            handle = open(SLOTS_DIR / f"{index}.lock", "a")  # noqa: SIM115 (held until close)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.index = index
+            self._handle: IO[str] | None = handle
+            return
+        raise OSError(errno.EADDRINUSE, f"all {SLOTS} sandbox slots are in use ({SLOTS_DIR})")
+
+    @property
+    def first_address(self) -> str:
+        return f"127.{16 + self.index}.0.1"
+
+    @property
+    def first_port(self) -> int:
+        return FIRST_PORT + self.index * SLOT_PORTS
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the lock
+            self._handle = None
 
 
 class LoopbackPool:
