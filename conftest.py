@@ -102,4 +102,3 @@ def _stop_sandbox() -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-

@@ -303,9 +303,9 @@ class Lab:
             return HttpResponse(error.code, error.read().decode(errors="replace"), method, url)
 
     def curl(self, url: str) -> str:
-        """The curl command a learner types to reach ``url`` from a terminal."""
-        if self._alb_proxy_url:
-            return f"curl --proxy {self._alb_proxy_url} {url}"
+        """The curl command a learner types to reach ``url`` from a terminal: the article's
+        own, as written. On the sandbox it works in a terminal of ``make lab`` or after
+        ``eval "$(handson sandbox env)"``, whose ``http_proxy`` sends it to the ALB proxy."""
         return f"curl {url}"
 
     @property

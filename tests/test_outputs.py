@@ -1,8 +1,9 @@
-"""Committed notebooks: outputs show whole values (no table cell is cut with "..."), and
-their kernel metadata is what JupyterLab writes, so opening one does not mark it modified."""
+"""Committed notebooks: outputs show whole values (no table cell is cut with "..."), real
+values rather than the sanitize file's placeholders, and their kernel metadata is what JupyterLab writes, so opening one does not mark it modified."""
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import re
 from pathlib import Path
@@ -19,6 +20,13 @@ NOTEBOOKS = sorted(
         *ROOT.glob("exercises/*.ipynb"),
     ]
 )
+# tools/refresh_outputs.py, the maintainer's tool that writes the outputs (not a package).
+_spec = importlib.util.spec_from_file_location(
+    "refresh_outputs", ROOT / "tools" / "refresh_outputs.py"
+)
+assert _spec is not None and _spec.loader is not None
+refresh = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(refresh)
 # pandas marks a cut value with "..." at its end, or a cut table with a "..." column/row.
 CUT = re.compile(r"\S\.\.\.(\s|$)|^\s*\.\.\.\s*$|\s\.\.\.\s", re.MULTILINE)
 
@@ -34,6 +42,29 @@ def test_no_output_value_is_cut(path: Path) -> None:
             if CUT.search(text):
                 cut.append((index, CUT.search(text).group(0)))
     assert not cut, f"cells with values cut by '...': {cut}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_outputs_hold_real_values_not_placeholders(path: Path) -> None:
+    # nbval compares outputs through notebooks/sanitize.cfg; the saved ones are what the
+    # run printed (a learner copies "curl http://my-project-dev-alb-1234.../", not "HEX").
+    rules = refresh.sanitize_rules()
+    found = [
+        (index, refresh.placeholders(text, rules))
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        for text in refresh._texts(cell)
+        if refresh.placeholders(text, rules)
+    ]
+    assert not found, f"cells whose outputs hold sanitize placeholders: {found}"
+
+
+def test_placeholders_are_found() -> None:
+    rules = refresh.sanitize_rules()
+    text = "task HEX at 127.X.X.X (10.0.11.N), 127.0.0.1:PORT, secret:db-SUFFIX, TIME"
+    assert sorted(refresh.placeholders(text, rules)) == sorted(
+        ["HEX", "127.X.X.X", "10.0.11.N", "127.0.0.1:PORT", "secret:db-SUFFIX", "TIME"]
+    )
+    assert refresh.placeholders("arn:aws:iam::123456789012:role/x 10.0.11.25 HEXAGON", rules) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

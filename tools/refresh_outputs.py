@@ -1,9 +1,11 @@
 """Refresh the notebooks' committed outputs (``make outputs``): a maintainer's tool, not
 part of the library.
 
-Re-executes notebooks in place on a fresh, private sandbox. The sandbox is seeded, and what
-still varies between runs (times, ports) is normalised with notebooks/sanitize.cfg before
-writing, as nbval compares them, so running it twice gives no diff::
+Re-executes notebooks in place on a fresh, private sandbox. The outputs written are the
+run's own, as a learner sees them (no placeholders). The sandbox is seeded; what still varies
+between runs (times, ports, task ids) nbval compares through notebooks/sanitize.cfg, and a
+cell whose new outputs compare equal to its committed ones keeps the committed ones, so
+running it twice gives no diff::
 
     .venv/bin/python tools/refresh_outputs.py notebooks,solutions
 """
@@ -39,6 +41,7 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
             if path.parent == SOLUTIONS_DIR and not prepared:
                 prepare_solutions()  # as nbval does before the first solution (conftest.py)
                 prepared = True
+            committed = nbformat.read(path, as_version=4)
             notebook = nbformat.read(path, as_version=4)
             NotebookClient(
                 notebook,
@@ -47,14 +50,17 @@ def refresh_outputs(keys: Sequence[str]) -> list[Path]:
                 resources={"metadata": {"path": str(path.parent)}},
                 record_timing=False,
             ).execute()
-            nbformat.write(normalise(notebook, sanitize_rules()), path)
+            nbformat.write(settle(notebook, committed, sanitize_rules()), path)
             done.append(path)
     return done
 
 
-def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> list[tuple[re.Pattern[str], str]]:
+Rules = list[tuple[re.Pattern[str], str]]
+
+
+def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> Rules:
     """The regex/replace pairs of nbval's sanitize file (``[section]`` lines are comments)."""
-    rules: list[tuple[re.Pattern[str], str]] = []
+    rules: Rules = []
     pattern: str | None = None
     for line in path.read_text().splitlines():
         if line.startswith("regex:"):
@@ -65,30 +71,62 @@ def sanitize_rules(path: Path = NOTEBOOK_DIR / "sanitize.cfg") -> list[tuple[re.
     return rules
 
 
-def normalise(notebook: Any, rules: list[tuple[re.Pattern[str], str]]) -> Any:
-    """Outputs with what varies between runs replaced, as nbval compares them: sanitize
-    rules on text, fixed ipywidgets model ids, no widget state in the metadata; the
-    installed kernel's spec in the metadata."""
-
-    def clean(text: Any) -> Any:
-        if isinstance(text, list):
-            text = "".join(text)
-        for pattern, replacement in rules:
-            text = pattern.sub(replacement, text)
-        return text
-
+def settle(notebook: Any, committed: Any, rules: Rules) -> Any:
+    """The executed ``notebook`` to write: a cell whose outputs compare equal (sanitized,
+    as nbval compares them) to its ``committed`` ones, which hold no placeholder, keeps
+    those; fixed ipywidgets model ids; no widget state; the installed kernel's spec."""
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            if "text" in output:
-                output["text"] = clean(output["text"])
-            for mime, value in output.get("data", {}).items():
-                if mime.startswith("text/"):
-                    output["data"][mime] = clean(value)
-                elif mime == "application/vnd.jupyter.widget-view+json":
-                    value["model_id"] = "widget"
+            view = output.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            if view is not None:
+                view["model_id"] = "widget"
+    if len(committed.cells) == len(notebook.cells):
+        for new, old in zip(notebook.cells, committed.cells, strict=True):
+            if (
+                new.cell_type == old.cell_type == "code"
+                and new.source == old.source
+                and _compared(new, rules) == _compared(old, rules)
+                and not any(placeholders(text, rules) for text in _texts(old))
+            ):
+                new.outputs = old.outputs
     notebook.metadata.pop("widgets", None)
     notebook.metadata["kernelspec"] = kernelspec()
     return notebook
+
+
+def placeholders(text: str, rules: Rules) -> list[str]:
+    """The sanitize rules' placeholders (``HEX``, ``127.0.0.1:PORT``, ...) found in ``text``:
+    what a learner would see instead of a real value had outputs been saved sanitized."""
+    found = []
+    for placeholder in {replacement for _, replacement in rules}:
+        parts = [re.escape(part) for part in re.split(r"\\\d", placeholder)]
+        pattern = r"\S*?".join(parts)
+        if placeholder[:1].isalnum():
+            pattern = r"\b" + pattern
+        if placeholder[-1:].isalnum():
+            pattern += r"\b"
+        found += re.findall(pattern, text)
+    return found
+
+
+def _texts(cell: Any) -> list[str]:
+    texts = []
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            texts.append("".join(output["text"]))
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/"):
+                texts.append("".join(value))
+    return texts
+
+
+def _compared(cell: Any, rules: Rules) -> list[str]:
+    compared = []
+    for text in _texts(cell):
+        for pattern, replacement in rules:
+            text = pattern.sub(replacement, text)
+        compared.append(text)
+    return compared
 
 
 def kernelspec(name: str = "python3") -> dict[str, str]:
