@@ -93,24 +93,34 @@ class CallLog:
     """Every API call a Lab made, grouped by the step that made it."""
 
     calls: list[ApiCall] = field(default_factory=list)
-    step: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The step and typed commands of the calls being made, per thread: a live view polls
+    # from a thread of its own while the notebook's cells make their calls.
+    _current: threading.local = field(default_factory=threading.local)
 
-    _typed_as: tuple[str, ...] = ()
+    @property
+    def step(self) -> str:
+        return str(getattr(self._current, "step", ""))
+
+    @step.setter
+    def step(self, name: str) -> None:
+        self._current.step = name
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        typed_as = getattr(self._current, "typed_as", ())
         with self._lock:
-            call = ApiCall(self.step, service, operation, _redact(params), self._typed_as)
+            call = ApiCall(self.step, service, operation, _redact(params), typed_as)
             self.calls.append(call)
 
     @contextmanager
     def typed_as(self, commands: list[str]) -> Iterator[None]:
         """Show the calls recorded inside as ``commands``, what a learner types instead."""
-        previous, self._typed_as = self._typed_as, tuple(commands)
+        previous = getattr(self._current, "typed_as", ())
+        self._current.typed_as = tuple(commands)
         try:
             yield
         finally:
-            self._typed_as = previous
+            self._current.typed_as = previous
 
     def mutating(self) -> list[ApiCall]:
         return [c for c in self.calls if c.mutating]

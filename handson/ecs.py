@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from handson import awscli, fargate, waiting
+from handson import awscli, fargate, live, waiting
 from handson.aws_errors import step, stop_hint
 from handson.connection import Lab
 from handson.exceptions import (
@@ -27,7 +27,7 @@ from handson.exceptions import (
     NotFoundError,
     WaitTimeoutError,
 )
-from handson.progress import Progress, service_progress
+from handson.progress import Progress, service_progress, service_text
 
 CONTAINER_PORT = 3000
 MAX_APP_COUNT = 10
@@ -1005,6 +1005,37 @@ def show_stop_reasons(lab: Lab) -> pd.DataFrame:
         ],
         columns=["stop_code", "stopped_reason", "zones", "check"],
     )
+
+
+WATCH_SECONDS = 5.0  # how often a watched service is described again
+
+
+def watch_service(lab: Lab, *, seconds: float = 120.0) -> live.Watch:
+    """Show the service as it changes, in place, for ``seconds`` (the Stop button ends it
+    sooner): its deployments with their counts, its running tasks and its latest events,
+    described again every 5 s, while the notebook stays free (start a deployment in the
+    next cell and watch ECS replace the tasks). Calls DescribeServices, ListTasks and
+    DescribeTasks.
+    """
+
+    def poll() -> str:
+        service = describe_service(lab)
+        tasks = task_rows(_tasks(lab, "RUNNING", service))
+        events = [
+            f"{pd.Timestamp(e['createdAt']).tz_convert('UTC'):%H:%M:%S} {e['message']}"
+            for e in service["events"][:5]
+        ]
+        columns = ["task", "last_status", "health", "availability_zone", "task_definition"]
+        return "\n\n".join(
+            [
+                service_text(service),
+                service_table(service).to_string(index=False),
+                tasks[columns].to_string(index=False) if len(tasks) else "(no running task)",
+                "\n".join(events),
+            ]
+        )
+
+    return live.watch(lab.name("app-service"), poll, seconds=seconds, interval=WATCH_SECONDS)
 
 
 @step("Show the service events")

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from handson import awscli
+from handson import awscli, live
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError
@@ -303,6 +303,30 @@ def tail_log_events(
     except KeyboardInterrupt:  # the way out of --follow, as in the AWS CLI
         pass
     return printed
+
+
+def follow(
+    lab: Lab,
+    group: str | None = None,
+    *,
+    seconds: float = 120.0,
+    since: str = "1m",
+    fmt: str = "short",
+) -> live.Watch:
+    """Show the log group's events as they arrive, in place, for ``seconds`` (the Stop
+    button ends it sooner): what `aws logs tail --follow` prints, without holding the
+    notebook. Calls FilterLogEvents every 5 s. ``group`` defaults to ``/ecs/P-E``; the
+    view starts with the events of the last ``since``. Chapter 7.
+    """
+    if fmt not in TAIL_FORMATS:
+        raise ConfigurationError(f"fmt={fmt!r}: choose detailed or short.")
+    name = group or log_group_name(lab)
+    reader = EventReader(lab, name, since_millis(since))
+
+    def poll() -> str:
+        return "\n".join(format_tail_line(event, fmt) for event in reader.read())
+
+    return live.watch(name, poll, seconds=seconds, interval=FOLLOW_SECONDS, append=True)
 
 
 @step("Delete the log group")

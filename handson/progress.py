@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
-def _in_notebook() -> bool:
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where widgets can be shown)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -56,7 +57,7 @@ class _LiveOutput:
 def service_progress() -> Progress:
     """A bar of running/desired tasks with the rollout state, updated at each poll; when
     the wait ends, the final state as a line of text (what a saved notebook keeps)."""
-    if not _in_notebook():
+    if not in_notebook():
         return silent
     import ipywidgets
     from IPython.display import display
