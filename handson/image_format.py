@@ -13,11 +13,13 @@ Pure standard library plus dockerfile-parse; no moto and no AWS calls.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import posixpath
 import re
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ __all__ = [
     "ANNOTATION_DOCKERFILE",
     "ANNOTATION_FILES",
     "OCI_CONFIG_MEDIA_TYPE",
+    "OCI_LAYER_MEDIA_TYPE",
     "OCI_MANIFEST_MEDIA_TYPE",
     "ImageConfig",
     "ImageRef",
@@ -40,6 +43,7 @@ __all__ = [
     "build_manifest",
     "container_command",
     "context_files_digest",
+    "context_layer",
     "image_digest",
     "parse_dockerfile",
     "parse_image_uri",
@@ -48,6 +52,7 @@ __all__ = [
 
 OCI_MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 ANNOTATION_CONTEXT = "dev.handson.context"
 ANNOTATION_DOCKERFILE = "dev.handson.dockerfile"
 ANNOTATION_CONFIG = "dev.handson.config"
@@ -537,7 +542,7 @@ def _canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _oci_config_blob(config: ImageConfig) -> bytes:
+def _oci_config_blob(config: ImageConfig, diff_ids: list[str]) -> bytes:
     """The OCI image config JSON the manifest's config descriptor points at."""
     runtime: dict[str, Any] = {
         "Cmd": config.cmd or None,
@@ -564,9 +569,22 @@ def _oci_config_blob(config: ImageConfig) -> bytes:
         "architecture": "amd64",
         "os": "linux",
         "config": runtime,
-        "rootfs": {"type": "layers", "diff_ids": []},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
     return _canonical_json(blob).encode("utf-8")
+
+
+def _context_files(root: Path) -> list[Path]:
+    """The build context's files, sorted (caches, virtualenvs and VCS metadata skipped)."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.name.endswith(".pyc")
+        and not _SKIPPED_DIRS.intersection(path.relative_to(root).parts)
+    )
 
 
 def context_files_digest(context_dir: Path) -> str:
@@ -574,19 +592,25 @@ def context_files_digest(context_dir: Path) -> str:
     editing a file and pushing again gives a new image digest, as ``docker build`` would."""
     root = Path(context_dir)
     digest = hashlib.sha256()
-    if not root.is_dir():
-        return "sha256:" + digest.hexdigest()
-    files = sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and not path.name.endswith(".pyc")
-        and not _SKIPPED_DIRS.intersection(path.relative_to(root).parts)
-    )
-    for path in files:
+    for path in _context_files(root):
         digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return "sha256:" + digest.hexdigest()
+
+
+def context_layer(context_dir: Path) -> tuple[bytes, bytes]:
+    """The build context as an image layer: (the tar, the tar gzipped), made the same way
+    each time (names sorted, times, owners and modes fixed), so the same files give the
+    same layer digest. Its gzipped size is what the image adds to the registry."""
+    root = Path(context_dir)
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in _context_files(root):
+            data = path.read_bytes()
+            info = tarfile.TarInfo("app/" + path.relative_to(root).as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return plain.getvalue(), gzip.compress(plain.getvalue(), mtime=0)
 
 
 def build_manifest(
@@ -595,10 +619,12 @@ def build_manifest(
     """OCI image manifest JSON for a sandbox image, ready for ``ecr.put_image``.
 
     The annotations record the build context (as an absolute path), a hash of its files,
-    the Dockerfile name and the parsed config; there are no layers because the sandbox runs
-    the context in place. The same input always gives the same text, hence the same digest.
+    the Dockerfile name and the parsed config; its one layer is the context (its digest and
+    gzipped size: what ECR reports as the image's size), though the sandbox runs the context
+    in place. The same input always gives the same text, hence the same digest.
     """
-    blob = _oci_config_blob(config)
+    tar, zipped = context_layer(context_dir)
+    blob = _oci_config_blob(config, ["sha256:" + hashlib.sha256(tar).hexdigest()])
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST_MEDIA_TYPE,
@@ -607,7 +633,13 @@ def build_manifest(
             "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
             "size": len(blob),
         },
-        "layers": [],
+        "layers": [
+            {
+                "mediaType": OCI_LAYER_MEDIA_TYPE,
+                "digest": "sha256:" + hashlib.sha256(zipped).hexdigest(),
+                "size": len(zipped),
+            }
+        ],
         "annotations": {
             ANNOTATION_CONTEXT: Path(context_dir).resolve().as_posix(),
             ANNOTATION_FILES: context_files_digest(context_dir),
@@ -622,7 +654,8 @@ def image_digest(manifest: str) -> str:
     """``sha256:<hex>`` of the manifest bytes: what ECR reports as imageDigest.
 
     moto 5.2 derives its imageDigest from the layer digests instead (the same value for
-    every layer-less manifest) unless put_image is given ``imageDigest=image_digest(m)``.
+    two images with the same files and another Dockerfile) unless put_image is given
+    ``imageDigest=image_digest(m)``.
     """
     return "sha256:" + hashlib.sha256(manifest.encode("utf-8")).hexdigest()
 

@@ -301,9 +301,18 @@ def show_image_config(lab: Lab, context: Path = APP_DIR) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
+def readable_size(size: int) -> str:
+    """A size in bytes as people read it: ``8.3 kB``, ``48.5 MB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 @step("list the ECR images")
 def show_images(lab: Lab) -> pd.DataFrame:
-    """The images in the repository, newest first: tags, short digest, push time, size.
+    """The images in the repository, newest first: tags, short digest, push time, size
+    (of the compressed layers, as ECR counts it: smaller than ``docker images`` shows).
 
     Calls DescribeImages (all pages). Read-only. Chapter 7.
     """
@@ -316,12 +325,12 @@ def show_images(lab: Lab) -> pd.DataFrame:
             # Docker's short form: the first 12 hex digits.
             "digest": detail["imageDigest"][: len("sha256:") + 12],
             "pushed_at": detail.get("imagePushedAt"),
-            "size_mb": round(detail.get("imageSizeInBytes", 0) / 1_000_000, 1),
+            "size": readable_size(detail.get("imageSizeInBytes", 0)),
         }
         for page in pages
         for detail in page["imageDetails"]
     ]
-    frame = pd.DataFrame(rows, columns=["tags", "digest", "pushed_at", "size_mb"])
+    frame = pd.DataFrame(rows, columns=["tags", "digest", "pushed_at", "size"])
     return frame.sort_values("pushed_at", ascending=False, ignore_index=True)
 
 

@@ -1,7 +1,11 @@
 """Docker-free images: Dockerfile parsing, OCI manifests, image URIs, container argv."""
 
+import gzip
 import hashlib
+import io
 import json
+import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from handson.image_format import (
     LocalImage,
     build_manifest,
     container_command,
+    context_layer,
     image_digest,
     parse_dockerfile,
     parse_image_uri,
@@ -245,11 +250,31 @@ def test_manifest_is_a_valid_oci_manifest(tmp_path):
     assert config["mediaType"] == "application/vnd.oci.image.config.v1+json"
     assert config["digest"].startswith("sha256:") and len(config["digest"]) == 7 + 64
     assert isinstance(config["size"], int) and config["size"] > 0
-    assert manifest["layers"] == []
+    (layer,) = manifest["layers"]  # the build context, gzipped
+    tar, zipped = context_layer(tmp_path)
+    assert layer == {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": "sha256:" + hashlib.sha256(zipped).hexdigest(),
+        "size": len(zipped),
+    }
+    assert gzip.decompress(zipped) == tar
     annotations = manifest["annotations"]
     assert annotations[ANNOTATION_CONTEXT] == tmp_path.resolve().as_posix()
     assert all(isinstance(v, str) for v in annotations.values())  # OCI: string map
     assert json.loads(annotations[ANNOTATION_CONFIG])["workdir"] == "/app"
+
+
+def test_the_layer_is_the_context_and_the_same_each_time(tmp_path):
+    (tmp_path / "main.py").write_text("print('hi')\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"cache")
+    first = context_layer(tmp_path)
+    os.utime(tmp_path / "main.py", (0, 12345))  # a touched file is the same layer
+    assert context_layer(tmp_path) == first
+    with tarfile.open(fileobj=io.BytesIO(first[0])) as tar:
+        assert tar.getnames() == ["app/main.py"]
+    (tmp_path / "main.py").write_text("print('bye')\n")
+    assert context_layer(tmp_path) != first
 
 
 def test_manifest_round_trip(tmp_path):

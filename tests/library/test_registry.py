@@ -21,6 +21,7 @@ from handson.exceptions import ConfigurationError, DockerError, NotFoundError
 from handson.image_format import (
     OCI_MANIFEST_MEDIA_TYPE,
     build_manifest,
+    context_layer,
     image_digest,
     parse_dockerfile,
 )
@@ -35,6 +36,7 @@ from handson.registry import (
     get_repository,
     push_commands,
     push_image,
+    readable_size,
     show_images,
 )
 
@@ -247,12 +249,24 @@ def test_show_images_lists_tags_digest_time_and_size(lab: Lab) -> None:
     image = push_image(lab, tag="v1")
 
     table = show_images(lab)
-    assert list(table.columns) == ["tags", "digest", "pushed_at", "size_mb"]
+    assert list(table.columns) == ["tags", "digest", "pushed_at", "size"]
     [row] = table.to_dict("records")
     assert row["tags"] == "v1"
     assert row["digest"] == image.digest[: len("sha256:") + 12]
     assert row["pushed_at"] is not None
-    assert row["size_mb"] >= 0
+    # ECR counts the compressed layers: here the app's build context, gzipped.
+    [detail] = lab.client("ecr").describe_images(repositoryName=lab.name("app"))["imageDetails"]
+    assert detail["imageSizeInBytes"] == len(context_layer(APP_DIR)[1])
+    assert 1_000 < detail["imageSizeInBytes"] < 1_000_000
+    assert row["size"] == readable_size(detail["imageSizeInBytes"])
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [(0, "0 B"), (999, "999 B"), (8_281, "8.3 kB"), (48_520_000, "48.5 MB"), (2 * 10**9, "2.0 GB")],
+)
+def test_sizes_read_as_people_read_them(size: int, shown: str) -> None:
+    assert readable_size(size) == shown
 
 
 @pytest.mark.parametrize(

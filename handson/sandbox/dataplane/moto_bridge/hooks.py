@@ -113,6 +113,7 @@ def install(dataplane: DataPlane) -> None:
     _install_elbv2()
     _install_rds()
     _install_logs()
+    _install_ecr()
     _install_ec2()
     _install_addresses()
     _install_iam()
@@ -645,6 +646,23 @@ def _install_logs() -> None:
             s for s in answer.get("searchedLogStreams", []) if s["logStreamName"].startswith(prefix)
         ]
         return json.dumps(answer)
+
+
+# -------------------------------------------------------------------------- ECR
+
+
+def _install_ecr() -> None:
+    from moto.ecr.models import Image
+
+    def compressed_layers(self: Any) -> int | None:
+        # AWS reports the sum of the image's compressed layers (what was pushed); moto
+        # reports the size of its config blob.
+        manifest = json.loads(self.image_manifest)
+        if "layers" not in manifest:
+            return None
+        return sum(int(layer.get("size", 0)) for layer in manifest["layers"])
+
+    Image.get_image_size_in_bytes = compressed_layers  # type: ignore[method-assign]
 
 
 # -------------------------------------------------------------------------- IAM
