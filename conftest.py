@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handson import course, sandbox
+from handson import course, i18n, sandbox
 from handson.sandbox.config import environment, private_config
 
 _state: dict[str, Any] = {}
@@ -28,31 +29,51 @@ def _is_notebook_cell(item: pytest.Item) -> bool:
     return item.path.suffix == ".ipynb"
 
 
+def _edition(path: Path) -> str:
+    """A notebook's edition: its folder's language for ``notebooks/ja/`` and
+    ``solutions/ja/``, else "en"."""
+    return path.parent.name if path.parent.name in i18n.LANGUAGES else "en"
+
+
+def _source(path: Path) -> Path:
+    """The English notebook a notebook of either edition is built from."""
+    return path.parent.parent / path.name if _edition(path) != "en" else path
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     order = [course.notebook_path(key) for key in course.replay_order()]
-    slots = [i for i, item in enumerate(items) if item.path in order]
-    placed = sorted((items[i] for i in slots), key=lambda item: order.index(item.path))
+    slots = [i for i, item in enumerate(items) if _source(item.path) in order]
+    placed = sorted(
+        (items[i] for i in slots),
+        key=lambda item: (_edition(item.path), order.index(_source(item.path))),
+    )
     for i, item in zip(slots, placed, strict=True):
         items[i] = item
     for item in items:
         if _is_notebook_cell(item) and "text/html" not in item.parent.skip_compare:  # type: ignore[attr-defined]
             item.parent.skip_compare = (*item.parent.skip_compare, "text/html")  # type: ignore[attr-defined]
-    # The notebooks first: with pytest-xdist they are the longest unit of work, which one
-    # worker starts with while the others take the test files.
-    items.sort(key=lambda item: not _is_notebook_cell(item))
+    # The notebooks first, one edition after the other: with pytest-xdist they are the
+    # longest units of work, which workers start with while the others take the test files.
+    items.sort(key=_run_order)
+
+
+def _run_order(item: pytest.Item) -> tuple[bool, str]:
+    return (False, _edition(item.path)) if _is_notebook_cell(item) else (True, "")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """pytest-xdist (``make test`` runs ``-n``): each test file runs on one worker, so its
-    module fixtures are made once, and all the notebooks run on one worker, in order (each
-    goes on from the account the one before left)."""
+    module fixtures are made once, and each edition's notebooks run on one worker, in
+    order (each goes on from the account the one before left)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return "notebooks" if path.endswith(".ipynb") else path
+            if path.endswith(".ipynb"):
+                return f"notebooks ({_edition(Path(path))})"
+            return path
 
     return ByFile(config, log)
 
@@ -61,8 +82,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _is_notebook_cell(item):
         return
+    # Each edition runs from an empty sandbox of its own, as a learner's course does.
+    if _state.get("edition", _edition(item.path)) != _edition(item.path):
+        _stop_sandbox()
+    _state["edition"] = _edition(item.path)
     _start_sandbox()
-    if item.path.parent == course.SOLUTIONS_DIR and not _state.get("prepared"):
+    if _source(item.path).parent == course.SOLUTIONS_DIR and not _state.get("prepared"):
         _state["prepared"] = True
         course.prepare_solutions()
 
@@ -92,6 +117,7 @@ def pytest_sessionfinish() -> None:
 
 
 def _stop_sandbox() -> None:
+    _state.pop("prepared", None)
     config = _state.pop("config", None)
     if config is None:
         return

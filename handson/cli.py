@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from handson import sandbox
+from handson import i18n, sandbox
 from handson.connection import DEFAULT_REGION
 from handson.exceptions import ConfigurationError, HandsonError, RosterProblem
 
@@ -82,12 +82,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from handson.terminal import jupyter_lab, terminal_environment
+    from handson.terminal import jupyter_lab, set_lab_language, terminal_environment
 
+    lang = i18n.language(args.lang)
     terminal = terminal_environment(args.student)
     argv, env = jupyter_lab(terminal, os.environ, root=os.geteuid() == 0)
     argv += [a for a in args.jupyter_args if a != "--"]
-    print(f"handson: JupyterLab, its terminals talking to the sandbox as {terminal.student}")
+    env[i18n.LANG_ENV] = lang
+    set_lab_language(lang)
+    print(f"handson: JupyterLab ({lang}), its terminals on the sandbox as {terminal.student}")
     os.execve(argv[0], argv, env)  # replaces this process: Ctrl+C stops JupyterLab
 
 
@@ -123,17 +126,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_course(args: argparse.Namespace) -> int:
     from handson import course
 
+    lang = i18n.language(args.lang)
     parameters = {"backend": args.backend}
     runs = course.run_course(
         student=args.student,
         notebooks=args.notebooks.split(","),
         out=args.out,
         parameters=parameters,
+        lang=lang,
     )
     for path in runs:
         print(f"ran {path}")
     print()
-    for title, table in course.summary(student=args.student, backend=args.backend):
+    for title, table in course.summary(student=args.student, backend=args.backend, lang=lang):
         print(f"== {title} ==")
         print(table.to_string(index=False) if not table.empty else "(none)")
         print()
@@ -249,9 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default="00,07", help="comma-separated: 00,07,99")
     run.add_argument("--backend", default="sandbox", choices=["sandbox", "aws"])
     run.add_argument("--out", type=Path, default=Path("runs"))
+    run.add_argument(
+        "--lang", choices=i18n.LANGUAGES, help="the edition (default: HANDSON_LANG, else en)"
+    )
     run.set_defaults(func=cmd_course)
     lab = commands.add_parser("lab", help="JupyterLab whose terminals talk to the sandbox")
     lab.add_argument("--student", default=_default_student())
+    lab.add_argument(
+        "--lang", choices=i18n.LANGUAGES, help="JupyterLab's language (default: HANDSON_LANG)"
+    )
     lab.add_argument(
         "jupyter_args", nargs=argparse.REMAINDER, help="after --: passed to jupyter lab"
     )

@@ -34,7 +34,7 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from handson import awscli
+from handson import awscli, i18n
 from handson.exceptions import AwsError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -165,8 +165,10 @@ class Lab:
         environment: str,
         endpoint_url: str | None = None,
         alb_proxy_url: str | None = None,
+        lang: str = "en",
     ) -> None:
         self.backend = backend
+        self.lang = lang
         self.session = session
         self.region = region
         self.student = student
@@ -182,7 +184,7 @@ class Lab:
     def __repr__(self) -> str:
         return (
             f"Lab(backend={self.backend!r}, account={self.account_id!r}, region={self.region!r}, "
-            f"student={self.student!r}, prefix={self.prefix!r})"
+            f"student={self.student!r}, prefix={self.prefix!r}, lang={self.lang!r})"
         )
 
     # ----------------------------------------------------------------- clients
@@ -470,6 +472,7 @@ def connect(
     project_name: str = "my-project",
     environment: str = "dev",
     session_duration: int = DEFAULT_SESSION_DURATION,
+    lang: str | None = None,
 ) -> Lab:
     """Open a student's account: the local sandbox (started if needed) or real AWS.
 
@@ -482,7 +485,11 @@ def connect(
     Mistakes found at connect (an unknown profile, no credentials, expired or wrong
     keys, a malformed role ARN, a role that doesn't trust you) raise the kit's
     ``ConfigurationError`` or ``AwsError`` with what to do next; nothing is created.
+
+    ``lang`` is the kit's language, "en" or "ja" (default: ``HANDSON_LANG``, else "en").
     """
+    chosen = i18n.language(lang)
+    i18n.use(chosen)  # from here on, the kit speaks the learner's language
     check_names(student=student, project_name=project_name, environment=environment, region=region)
     if role_arn is not None:
         check_role_arn(role_arn)
@@ -520,6 +527,7 @@ def connect(
         environment=environment,
         endpoint_url=endpoint,
         alb_proxy_url=proxy,
+        lang=chosen,
     )
 
 

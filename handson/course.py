@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from handson import i18n
 from handson.chapters import COURSE, chapter_notebooks
 from handson.exceptions import ConfigurationError, HandsonError
 
@@ -40,15 +41,27 @@ class NotebookFailed(HandsonError):
         self.error = error
 
 
-def notebook_path(key: str) -> Path:
+def notebook_path(key: str, lang: str = "en") -> Path:
     """The course notebook for "00", "07" or "99" (or a file name in notebooks/), or a
-    path from the project's root such as "solutions/01_task_definition.ipynb"."""
+    path from the project's root such as "solutions/01_task_definition.ipynb", in the
+    edition of ``lang``."""
     name = NOTEBOOKS.get(key, key)
     for path in (NOTEBOOK_DIR / name, ROOT / name):
         if path.is_file() and path.suffix == ".ipynb":
-            return path
+            edition = edition_path(path, lang)
+            if not edition.is_file():
+                raise ConfigurationError(
+                    f"No {lang} edition of {path.name} ({edition}): run `make editions`."
+                )
+            return edition
     choices = ", ".join([*NOTEBOOKS, "solutions/<name>.ipynb"])
     raise ConfigurationError(f"No course notebook {key!r}: choose from {choices}.")
+
+
+def edition_path(source: Path, lang: str) -> Path:
+    """Where the ``lang`` edition of the English notebook ``source`` is: the source itself
+    for English, else ``<its folder>/<lang>/<its name>`` (built by ``make editions``)."""
+    return source if i18n.language(lang) == "en" else source.parent / lang / source.name
 
 
 def solution_keys() -> list[str]:
@@ -84,16 +97,23 @@ def prepare_solutions(*, student: str = "student01") -> Path:
 
 
 def run_notebook(
-    key: str, output: Path, parameters: dict[str, Any], *, timeout: float = 1800.0
+    key: str,
+    output: Path,
+    parameters: dict[str, Any],
+    *,
+    timeout: float = 1800.0,
+    lang: str = "en",
 ) -> Path:
-    """Execute one course notebook with ``parameters`` into ``output``.
+    """Execute one course notebook, in the edition of ``lang``, with ``parameters`` into
+    ``output``.
 
     On failure papermill marks the failing cell in the output notebook; this raises
     NotebookFailed naming that cell and the error.
     """
     import papermill as pm
 
-    source = notebook_path(key)
+    source = notebook_path(key, lang)
+    parameters = {"lang": lang, **parameters}
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
@@ -117,18 +137,25 @@ def run_course(
     notebooks: Sequence[str] = ("00", "07"),
     out: Path = Path("runs"),
     parameters: dict[str, Any] | None = None,
+    lang: str = "en",
 ) -> list[Path]:
-    """Run the notebooks in order for one student into ``out/<student>/``."""
+    """Run the notebooks in order for one student, in the edition of ``lang``, into
+    ``out/<student>/``."""
     params = {"student": student, **(parameters or {})}
-    return [run_notebook(key, out / student / notebook_path(key).name, params) for key in notebooks]
+    return [
+        run_notebook(key, out / student / notebook_path(key, lang).name, params, lang=lang)
+        for key in notebooks
+    ]
 
 
-def summary(*, student: str = "student01", backend: str = "sandbox") -> list[tuple[str, Any]]:
+def summary(
+    *, student: str = "student01", backend: str = "sandbox", lang: str = "en"
+) -> list[tuple[str, Any]]:
     """The tables ``make course`` prints at the end: service, target health, logs."""
     from handson import ecs, loadbalancer, logs
     from handson.connection import connect
 
-    lab = connect(backend, student=student)  # type: ignore[arg-type]
+    lab = connect(backend, student=student, lang=lang)  # type: ignore[arg-type]
     return [
         ("ECS service", ecs.show_service(lab)),
         ("ALB target health", loadbalancer.show_target_health(lab)),

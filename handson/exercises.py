@@ -5,8 +5,9 @@
 same notebook with each answer replaced by nbgrader's stub (``# YOUR CODE HERE`` and
 ``raise NotImplementedError()``) and every output cleared. nbgrader's own
 ``ClearSolutions`` preprocessor does the replacing, standalone, without its database or
-course layout. ``make exercises`` (``python -m handson.exercises``) writes them; a test
-fails when ``exercises/`` differs from what it would write.
+course layout. ``make exercises`` (``python -m handson.exercises``) writes them, for each
+edition (``solutions/ja/`` gives ``exercises/ja/``); a test fails when ``exercises/``
+differs from what it would write.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from handson import i18n
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -52,9 +55,19 @@ def exercise_text(solution_path: Path) -> str:
     return str(nbformat.writes(make_exercise(solution))) + "\n"
 
 
+def editions() -> list[tuple[Path, Path]]:
+    """(solutions, exercises) folders of each edition: English, then each built one."""
+    pairs = [(SOLUTIONS_DIR, EXERCISES_DIR)]
+    for lang in i18n.LANGUAGES[1:]:
+        if (SOLUTIONS_DIR / lang).is_dir():
+            pairs.append((SOLUTIONS_DIR / lang, EXERCISES_DIR / lang))
+    return pairs
+
+
 def write_exercises(solutions: Path = SOLUTIONS_DIR, exercises: Path = EXERCISES_DIR) -> list[Path]:
     """Write one exercise per solution notebook; the same solutions give the same bytes."""
     written = []
+    exercises.mkdir(parents=True, exist_ok=True)
     for path in sorted(solutions.glob("*.ipynb")):
         target = exercises / path.name
         target.write_text(exercise_text(path), encoding="utf-8")
@@ -85,12 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_exercises()
+        stale = [
+            f"{exercises.relative_to(ROOT)}/{name}"
+            for solutions, exercises in editions()
+            for name in stale_exercises(solutions, exercises)
+        ]
         for name in stale:
-            print(f"out of date: exercises/{name} (run: make exercises)")
+            print(f"out of date: {name} (run: make exercises)")
         return 1 if stale else 0
-    for path in write_exercises():
-        print(f"wrote {path.relative_to(ROOT)}")
+    for solutions, exercises in editions():
+        for path in write_exercises(solutions, exercises):
+            print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

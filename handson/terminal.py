@@ -30,7 +30,13 @@ from pathlib import Path
 from handson.connection import DEFAULT_REGION, check_region, check_student, sandbox_access
 from handson.exceptions import ConfigurationError
 
-__all__ = ["SOURCE_PROFILE", "TerminalEnvironment", "jupyter_lab", "terminal_environment"]
+__all__ = [
+    "SOURCE_PROFILE",
+    "TerminalEnvironment",
+    "jupyter_lab",
+    "set_lab_language",
+    "terminal_environment",
+]
 
 # The profile holding the sandbox's fixed test keys, from which a student's role is assumed.
 SOURCE_PROFILE = "handson-sandbox"
@@ -51,6 +57,11 @@ OVERRIDING = (
     "HTTP_PROXY",
 )
 LOCAL_HOSTS = "127.0.0.1,localhost,::1"
+# JupyterLab's defaults in the kit's own environment (its app settings: a language chosen in
+# JupyterLab's Settings menu still wins). The Japanese language pack is a dependency.
+LAB_OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"
+LAB_LOCALES = {"en": "en", "ja": "ja_JP"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,15 @@ def terminal_environment(
     return TerminalEnvironment(
         student=student, config_file=config_file, variables=variables, unset=OVERRIDING
     )
+
+
+def set_lab_language(lang: str, overrides: Path = LAB_OVERRIDES) -> None:
+    """Make ``lang`` ("en" or "ja") JupyterLab's display language in the kit's environment,
+    keeping any other default there."""
+    settings = json.loads(overrides.read_text()) if overrides.is_file() else {}
+    settings.setdefault(TRANSLATION_PLUGIN, {})["locale"] = LAB_LOCALES[lang]
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    overrides.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def jupyter_lab(

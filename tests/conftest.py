@@ -6,10 +6,14 @@ session, so ``handson.connect()`` finds it), never the developer's own sandbox.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,6 +21,36 @@ from handson import sandbox
 from handson.sandbox.config import SandboxConfig, environment, private_config
 
 _students = itertools.count(1)
+TOOLS_DIR = Path(__file__).resolve().parents[1] / "tools"
+
+
+@functools.cache
+def _load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TOOLS_DIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def lab_overrides() -> Iterator[Path]:
+    """The kit environment's JupyterLab defaults (``handson lab --lang`` writes them),
+    put back as they were after the test."""
+    from handson.terminal import LAB_OVERRIDES
+
+    saved = LAB_OVERRIDES.read_bytes() if LAB_OVERRIDES.is_file() else None
+    yield LAB_OVERRIDES
+    if saved is None:
+        LAB_OVERRIDES.unlink(missing_ok=True)
+    else:
+        LAB_OVERRIDES.write_bytes(saved)
+
+
+@pytest.fixture(scope="session")
+def tool() -> Callable[[str], ModuleType]:
+    """A maintainer's script of tools/ (not a package) as a module: ``tool("editions")``."""
+    return _load_tool
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,7 +17,9 @@ STUB = "raise NotImplementedError()"
 
 def test_every_solution_has_its_exercise_as_make_exercises_writes_it() -> None:
     assert SOLUTIONS, "no solution notebooks"
-    assert exercises.stale_exercises() == [], "run: make exercises"
+    assert len(exercises.editions()) == 2, "English and Japanese"
+    for solutions, exercise_dir in exercises.editions():
+        assert exercises.stale_exercises(solutions, exercise_dir) == [], "run: make exercises"
 
 
 def test_make_exercises_twice_gives_the_same_bytes(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
-"""Committed notebooks: outputs show whole values (no table cell is cut with "..."), real
-values rather than the sanitize file's placeholders, and their kernel metadata is what JupyterLab writes, so opening one does not mark it modified."""
+"""Committed notebooks of both editions: outputs show whole values (no table cell is cut
+with "..."), real values rather than the sanitize file's placeholders, and their kernel
+metadata is what JupyterLab writes, so opening one does not mark it modified."""
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -14,24 +15,16 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(
-    [
-        *ROOT.glob("notebooks/*.ipynb"),
-        *ROOT.glob("solutions/*.ipynb"),
-        *ROOT.glob("exercises/*.ipynb"),
-    ]
+    path
+    for folder in ("notebooks", "solutions", "exercises")
+    for pattern in ("*.ipynb", "ja/*.ipynb")  # both editions
+    for path in ROOT.glob(f"{folder}/{pattern}")
 )
-# tools/refresh_outputs.py, the maintainer's tool that writes the outputs (not a package).
-_spec = importlib.util.spec_from_file_location(
-    "refresh_outputs", ROOT / "tools" / "refresh_outputs.py"
-)
-assert _spec is not None and _spec.loader is not None
-refresh = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(refresh)
 # pandas marks a cut value with "..." at its end, or a cut table with a "..." column/row.
 CUT = re.compile(r"\S\.\.\.(\s|$)|^\s*\.\.\.\s*$|\s\.\.\.\s", re.MULTILINE)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_output_value_is_cut(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     cut = []
@@ -44,10 +37,11 @@ def test_no_output_value_is_cut(path: Path) -> None:
     assert not cut, f"cells with values cut by '...': {cut}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_outputs_hold_real_values_not_placeholders(path: Path) -> None:
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_outputs_hold_real_values_not_placeholders(path: Path, tool: Any) -> None:
     # nbval compares outputs through notebooks/sanitize.cfg; the saved ones are what the
     # run printed (a learner copies "curl http://my-project-dev-alb-1234.../", not "HEX").
+    refresh = tool("refresh_outputs")
     rules = refresh.sanitize_rules()
     found = [
         (index, refresh.placeholders(text, rules))
@@ -58,7 +52,8 @@ def test_outputs_hold_real_values_not_placeholders(path: Path) -> None:
     assert not found, f"cells whose outputs hold sanitize placeholders: {found}"
 
 
-def test_placeholders_are_found() -> None:
+def test_placeholders_are_found(tool: Any) -> None:
+    refresh = tool("refresh_outputs")
     rules = refresh.sanitize_rules()
     text = "task HEX at 127.X.X.X (10.0.11.N), 127.0.0.1:PORT, secret:db-SUFFIX, TIME"
     assert sorted(refresh.placeholders(text, rules)) == sorted(
@@ -67,7 +62,7 @@ def test_placeholders_are_found() -> None:
     assert refresh.placeholders("arn:aws:iam::123456789012:role/x 10.0.11.25 HEXAGON", rules) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_kernel_metadata_is_the_installed_kernels(path: Path) -> None:
     # JupyterLab writes the kernel's spec and language_info into a notebook it opens; a
     # difference marks the notebook modified at once (the unsaved dot).

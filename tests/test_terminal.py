@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyterlab_server.translation_utils import get_language_packs
 
 import handson
-from handson import awscli, chapters, ecs, loadbalancer, progress, registry
+from handson import awscli, chapters, ecs, loadbalancer, progress, registry, terminal
 from handson.connection import ApiCall, Lab, connect, sandbox_account_id
 from handson.terminal import SOURCE_PROFILE, terminal_environment
 
@@ -342,7 +343,9 @@ def test_the_terminal_reaches_the_same_account_as_the_library(built) -> None:
     assert who["Account"] == lab.account_id
 
 
-def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, tmp_path) -> None:
+def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(
+    built, tmp_path, lab_overrides
+) -> None:
     import socket
 
     import psutil
@@ -356,8 +359,9 @@ def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, t
         "BROWSER": "true",
         "JUPYTER_RUNTIME_DIR": str(tmp_path),
     }
+    argv = [HANDSON, "lab", "--student", STUDENT, "--lang", "ja", "--", "--no-browser"]
     lab = subprocess.Popen(
-        [HANDSON, "lab", "--student", STUDENT, "--", "--no-browser", f"--ServerApp.port={port}"],
+        [*argv, f"--ServerApp.port={port}"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -377,9 +381,27 @@ def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(built, t
         assert "AWS_ACCESS_KEY_ID" not in environ
         if os.geteuid() == 0:
             assert "--allow-root" in psutil.Process(lab.pid).cmdline()
+        # Japanese: JupyterLab's own menus too (its language pack is installed), and the kit.
+        assert environ["HANDSON_LANG"] == "ja"
+        settings = json.loads(lab_overrides.read_text())
+        assert settings[terminal.TRANSLATION_PLUGIN]["locale"] == "ja_JP"
+        assert "ja_JP" in get_language_packs("en")[0]
     finally:
         lab.terminate()
         lab.wait(timeout=30)
+
+
+def test_the_lab_language_keeps_other_defaults(tmp_path) -> None:
+    overrides = tmp_path / "settings" / "overrides.json"
+    terminal.set_lab_language("ja", overrides)
+    settings = json.loads(overrides.read_text())
+    settings["@jupyterlab/apputils-extension:themes"] = {"theme": "JupyterLab Dark"}
+    overrides.write_text(json.dumps(settings))
+    terminal.set_lab_language("en", overrides)
+    assert json.loads(overrides.read_text()) == {
+        terminal.TRANSLATION_PLUGIN: {"locale": "en"},
+        "@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"},
+    }
 
 
 def test_the_cli_views_read_commands_run_as_shown(built) -> None:

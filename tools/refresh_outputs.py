@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from handson import sandbox
+from handson import i18n, sandbox
 from handson.course import (
     NOTEBOOK_DIR,
     SOLUTIONS_DIR,
@@ -28,30 +28,32 @@ from handson.course import (
 )
 
 
-def refresh_outputs(keys: Sequence[str]) -> list[Path]:
-    """Re-execute the notebooks of ``keys`` in place on a fresh, seeded, private sandbox."""
+def refresh_outputs(keys: Sequence[str], langs: Sequence[str] = i18n.LANGUAGES) -> list[Path]:
+    """Re-execute the notebooks of ``keys`` in place, each edition of ``langs`` on a fresh,
+    seeded, private sandbox of its own (as nbval runs them, conftest.py)."""
     import nbformat
     from nbclient import NotebookClient
 
     done = []
-    prepared = False
-    with sandbox.private(seed=7):
-        for key in expand_keys(keys):
-            path = notebook_path(key)
-            if path.parent == SOLUTIONS_DIR and not prepared:
-                prepare_solutions()  # as nbval does before the first solution (conftest.py)
-                prepared = True
-            committed = nbformat.read(path, as_version=4)
-            notebook = nbformat.read(path, as_version=4)
-            NotebookClient(
-                notebook,
-                timeout=1800,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(path.parent)}},
-                record_timing=False,
-            ).execute()
-            nbformat.write(settle(notebook, committed, sanitize_rules()), path)
-            done.append(path)
+    for lang in langs:
+        prepared = False
+        with sandbox.private(seed=7):
+            for key in expand_keys(keys):
+                path = notebook_path(key, lang)
+                if path.parent in (SOLUTIONS_DIR, SOLUTIONS_DIR / lang) and not prepared:
+                    prepare_solutions()  # as nbval does before the first solution (conftest.py)
+                    prepared = True
+                committed = nbformat.read(path, as_version=4)
+                notebook = nbformat.read(path, as_version=4)
+                NotebookClient(
+                    notebook,
+                    timeout=1800,
+                    kernel_name="python3",
+                    resources={"metadata": {"path": str(path.parent)}},
+                    record_timing=False,
+                ).execute()
+                nbformat.write(settle(notebook, committed, sanitize_rules()), path)
+                done.append(path)
     return done
 
 
@@ -145,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated keys: notebooks (all, in nbval's order), solutions, or "
         "00, 07, 99, instructor, solutions/04_...",
     )
+    parser.add_argument(
+        "--lang", choices=i18n.LANGUAGES, help="one edition only (default: every edition)"
+    )
     args = parser.parse_args(argv)
-    for path in refresh_outputs(args.notebooks.split(",")):
+    langs = [args.lang] if args.lang else list(i18n.LANGUAGES)
+    for path in refresh_outputs(args.notebooks.split(","), langs):
         print(f"refreshed {path}")
     return 0
 

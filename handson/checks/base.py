@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from handson.aws_errors import translate
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, HandsonError
+from handson.i18n import _
 
 COLUMNS = ["criterion", "passed", "saw", "hint"]
 
@@ -70,9 +71,11 @@ class CheckResult:
     def summary(self) -> str:
         """``07-service: 9 of 10 criteria passed`` and the verdict."""
         done = sum(c.passed for c in self.criteria)
-        verdict = "PASSED" if self.passed else "NOT YET"
+        verdict = _("PASSED") if self.passed else _("NOT YET")
         total = len(self.criteria)
-        return f"{self.name} ({self.title}): {done} of {total} criteria passed: {verdict}"
+        return _("{name} ({title}): {done} of {total} criteria passed: {verdict}").format(
+            name=self.name, title=self.title, done=done, total=total, verdict=verdict
+        )
 
     def __repr__(self) -> str:
         lines = [self.summary()]
@@ -80,11 +83,14 @@ class CheckResult:
             mark = "ok  " if c.passed else "FAIL"
             lines.append(f"  [{mark}] {c.criterion}: {c.saw}")
             if not c.passed and c.hint:
-                lines.append(f"         hint: {c.hint}")
+                lines.append("         " + _("hint: {hint}").format(hint=c.hint))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"
+        headings = "".join(
+            f"<th>{html.escape(h)}</th>" for h in (_("criterion"), _("saw"), _("hint"))
+        )
         rows = []
         for c in self.criteria:
             background = "#dafbe1" if c.passed else "#ffebe9"
@@ -97,7 +103,7 @@ class CheckResult:
             )
         return (
             f'<div><p style="color:{colour};font-weight:bold">{html.escape(self.summary())}</p>'
-            "<table><thead><tr><th></th><th>criterion</th><th>saw</th><th>hint</th></tr></thead>"
+            f"<table><thead><tr><th></th>{headings}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>"
         )
 

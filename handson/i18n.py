@@ -1,0 +1,49 @@
+"""The learner's language: English, or Japanese (the seed article's).
+
+``handson.connect(..., lang="ja")`` (or ``HANDSON_LANG=ja``) makes the kit's own words
+Japanese: its errors, hints, check results and table headings, from the gettext catalog
+``handson/locale/ja/LC_MESSAGES/handson.mo`` (made from ``handson.po`` with Babel:
+``make catalogs``). English is the fallback for a message the catalog lacks. AWS's own
+strings (states, stop reasons, error codes) are never translated.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from handson.exceptions import ConfigurationError
+
+LANGUAGES = ("en", "ja")
+LANG_ENV = "HANDSON_LANG"
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "handson"
+
+_current: dict[str, gettext.NullTranslations] = {}
+
+
+def language(lang: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The language asked for: ``lang``, else ``HANDSON_LANG``, else English."""
+    value = lang if lang is not None else (os.environ if env is None else env).get(LANG_ENV)
+    chosen = (value or "en").strip().lower()
+    if chosen not in LANGUAGES:
+        where = f"lang={lang!r}" if lang is not None else f"{LANG_ENV}={value!r}"
+        raise ConfigurationError(
+            f"{where} is not a language of the kit; use one of {', '.join(LANGUAGES)}."
+        )
+    return chosen
+
+
+def use(lang: str) -> None:
+    """Speak ``lang`` from now on (``connect`` calls this)."""
+    _current["translations"] = gettext.translation(
+        DOMAIN, localedir=LOCALE_DIR, languages=[lang], fallback=True
+    )
+
+
+def _(message: str) -> str:
+    """``message`` in the learner's language (itself when there is no translation)."""
+    translations = _current.get("translations")
+    return message if translations is None else translations.gettext(message)
