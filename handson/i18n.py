@@ -3,7 +3,7 @@
 ``handson.connect(..., lang="ja")`` (or ``HANDSON_LANG=ja``) makes the kit's own words
 Japanese: its errors, hints, check results and table headings, from the gettext catalog
 ``handson/locale/ja/LC_MESSAGES/handson.mo`` (made from ``handson.po`` with Babel:
-``make catalogs``). English is the fallback for a message the catalog lacks. AWS's own
+``make editions``). English is the fallback for a message the catalog lacks. AWS's own
 strings (states, stop reasons, error codes) are never translated.
 """
 

@@ -33,7 +33,6 @@ __all__ = [
     "ANNOTATION_CONFIG",
     "ANNOTATION_CONTEXT",
     "ANNOTATION_DOCKERFILE",
-    "ANNOTATION_FILES",
     "OCI_CONFIG_MEDIA_TYPE",
     "OCI_LAYER_MEDIA_TYPE",
     "OCI_MANIFEST_MEDIA_TYPE",
@@ -42,7 +41,6 @@ __all__ = [
     "LocalImage",
     "build_manifest",
     "container_command",
-    "context_files_digest",
     "context_layer",
     "image_digest",
     "parse_dockerfile",
@@ -56,8 +54,6 @@ OCI_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 ANNOTATION_CONTEXT = "dev.handson.context"
 ANNOTATION_DOCKERFILE = "dev.handson.dockerfile"
 ANNOTATION_CONFIG = "dev.handson.config"
-# A hash of the build context's files: like a real build, changed files give a new digest.
-ANNOTATION_FILES = "dev.handson.files"
 # Directories a build context never needs (caches, virtualenvs, VCS metadata).
 _SKIPPED_DIRS = frozenset(
     {"__pycache__", ".git", ".venv", "node_modules", ".ipynb_checkpoints", ".pytest_cache"}
@@ -587,21 +583,11 @@ def _context_files(root: Path) -> list[Path]:
     )
 
 
-def context_files_digest(context_dir: Path) -> str:
-    """``sha256:<hex>`` over the context's file names and contents (caches skipped), so that
-    editing a file and pushing again gives a new image digest, as ``docker build`` would."""
-    root = Path(context_dir)
-    digest = hashlib.sha256()
-    for path in _context_files(root):
-        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return "sha256:" + digest.hexdigest()
-
-
 def context_layer(context_dir: Path) -> tuple[bytes, bytes]:
     """The build context as an image layer: (the tar, the tar gzipped), made the same way
     each time (names sorted, times, owners and modes fixed), so the same files give the
-    same layer digest. Its gzipped size is what the image adds to the registry."""
+    same layer digest, and a changed file a new one, hence a new image digest, as ``docker
+    build`` would. Its gzipped size is what the image adds to the registry."""
     root = Path(context_dir)
     plain = io.BytesIO()
     with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -618,8 +604,8 @@ def build_manifest(
 ) -> str:
     """OCI image manifest JSON for a sandbox image, ready for ``ecr.put_image``.
 
-    The annotations record the build context (as an absolute path), a hash of its files,
-    the Dockerfile name and the parsed config; its one layer is the context (its digest and
+    The annotations record the build context (as an absolute path), the Dockerfile name
+    and the parsed config; its one layer is the context (its digest and
     gzipped size: what ECR reports as the image's size), though the sandbox runs the context
     in place. The same input always gives the same text, hence the same digest.
     """
@@ -642,7 +628,6 @@ def build_manifest(
         ],
         "annotations": {
             ANNOTATION_CONTEXT: Path(context_dir).resolve().as_posix(),
-            ANNOTATION_FILES: context_files_digest(context_dir),
             ANNOTATION_DOCKERFILE: dockerfile,
             ANNOTATION_CONFIG: _canonical_json(config.to_dict()),
         },

@@ -230,6 +230,11 @@ def format_tail_line(event: dict[str, Any], fmt: str = "detailed") -> str:
     return f"{moment.isoformat()} {event['logStreamName']} {message}"
 
 
+def _check_format(spelled: str, fmt: str) -> None:
+    if fmt not in TAIL_FORMATS:
+        raise ConfigurationError(f"{spelled}: choose {' or '.join(TAIL_FORMATS)}.")
+
+
 class EventReader:
     """A log group's events from ``start`` (epoch ms, None for all) on, each event once over
     repeated reads. Each read pages through FilterLogEvents from the newest event seen,
@@ -292,8 +297,7 @@ def tail_log_events(
     ``/ecs/P-E``; ``fmt`` is ``detailed`` or ``short``. `aws logs tail` exists only in
     version 2 of the AWS CLI; this prints the same lines. Chapter 7.
     """
-    if fmt not in TAIL_FORMATS:
-        raise ConfigurationError(f"--format {fmt!r}: choose detailed or short.")
+    _check_format(f"--format {fmt!r}", fmt)
     start = since_millis(since)
     printed = 0
     try:
@@ -318,8 +322,7 @@ def follow(
     notebook. Calls FilterLogEvents every 5 s. ``group`` defaults to ``/ecs/P-E``; the
     view starts with the events of the last ``since``. Chapter 7.
     """
-    if fmt not in TAIL_FORMATS:
-        raise ConfigurationError(f"fmt={fmt!r}: choose detailed or short.")
+    _check_format(f"fmt={fmt!r}", fmt)
     name = group or log_group_name(lab)
     reader = EventReader(lab, name, since_millis(since))
 

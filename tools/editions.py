@@ -96,23 +96,42 @@ def _write(catalog: Catalog, path: Path) -> None:
 def updated_catalog(source: Path) -> Catalog:
     """The notebook's catalog brought up to its English texts: new texts untranslated,
     changed ones fuzzy with the old translation, gone ones dropped."""
-    path = catalog_path(source)
-    catalog = _read(path) if path.exists() else _new_catalog(source)
+    texts = _texts(nbformat.read(source, as_version=4))
+    return _brought_up(catalog_path(source), source.name, {text: [] for text in texts})
+
+
+def _brought_up(
+    path: Path, name: str, messages: dict[str, list[tuple[str, int]]], *, code: bool = False
+) -> Catalog:
+    """The catalog at ``path`` (a new one for ``name`` if none) updated to ``messages``
+    (text -> where it is), as ``pybabel update`` does; ``code`` marks ``{}`` formats."""
+    catalog = _read(path) if path.exists() else _new_catalog(name)
     # The template's date becomes the catalog's: the catalog's own, so that an update
     # with no new text changes nothing.
     template = Catalog(locale=None, fuzzy=False, creation_date=catalog.creation_date)
-    for text in _texts(nbformat.read(source, as_version=4)):
-        template.add(text)
+    for message, places in messages.items():
+        flags = ("python-brace-format",) if code and "{" in message else ()
+        template.add(message, locations=places, flags=flags)
     catalog.update(template, update_header_comment=False)
     catalog.obsolete.clear()
     return catalog
 
 
-def _new_catalog(source: Path) -> Catalog:
-    what = "messages" if source.name == "handson" else "markdown"
+def _checked(path: Path, catalog: Catalog) -> Catalog:
+    """``catalog`` (the one at ``path``, brought up to date) if it translates everything."""
+    if untranslated := missing(catalog):
+        raise EditionError(
+            f"{_shown(path)}: {len(untranslated)} text(s) untranslated or unchecked "
+            f"(fuzzy), first {untranslated[0]!r}; translate them, then build again."
+        )
+    return catalog
+
+
+def _new_catalog(name: str) -> Catalog:
+    what = "messages" if name == "handson" else "markdown"
     return Catalog(
         locale=LANG,
-        header_comment=f"# Japanese text of the {what} of {source.name} (tools/editions.py).",
+        header_comment=f"# Japanese text of the {what} of {name} (tools/editions.py).",
         project="handson",
         version="1",
         copyright_holder="the handson authors",
@@ -135,27 +154,13 @@ def library_messages() -> dict[str, list[tuple[str, int]]]:
 
 def updated_library_catalog() -> Catalog:
     """The library's catalog brought up to the messages in its code (as for a notebook)."""
-    catalog = _read(LIBRARY_PO) if LIBRARY_PO.exists() else _new_catalog(Path("handson"))
-    template = Catalog(locale=None, fuzzy=False, creation_date=catalog.creation_date)
-    for message, places in library_messages().items():
-        template.add(
-            message, locations=places, flags=("python-brace-format",) if "{" in message else ()
-        )
-    catalog.update(template, update_header_comment=False)
-    catalog.obsolete.clear()
-    return catalog
+    return _brought_up(LIBRARY_PO, "handson", library_messages(), code=True)
 
 
 def compiled_library() -> bytes:
     """The ``.mo`` of the library's catalog (refused while a message is untranslated)."""
-    catalog = _read(LIBRARY_PO)
-    if untranslated := missing(updated_library_catalog()):
-        raise EditionError(
-            f"{_shown(LIBRARY_PO)}: {len(untranslated)} message(s) untranslated or unchecked "
-            f"(fuzzy), first {untranslated[0]!r}; translate them, then build again."
-        )
     buffer = io.BytesIO()
-    write_mo(buffer, catalog)
+    write_mo(buffer, _checked(LIBRARY_PO, updated_library_catalog()))
     return buffer.getvalue()
 
 
@@ -188,12 +193,7 @@ def built(source: Path) -> Any:
     path = catalog_path(source)
     if not path.exists():
         raise EditionError(f"{source.name}: no catalog {path}; run `tools/editions.py update`.")
-    catalog = _read(path)
-    if untranslated := missing(updated_catalog(source)):
-        raise EditionError(
-            f"{_shown(path)}: {len(untranslated)} text(s) untranslated or unchecked "
-            f"(fuzzy), first {untranslated[0]!r}; translate them, then build again."
-        )
+    catalog = _checked(path, updated_catalog(source))
     previous = edition_path(source)
     kept = nbformat.read(previous, as_version=4).cells if previous.exists() else []
     for index, cell in enumerate(notebook.cells):
