@@ -21,9 +21,9 @@ course: $(STAMP)
 	$(PY) -m handson sandbox start
 	$(PY) -m handson course --student student01 --notebooks 00,07 --out runs --lang $(KIT_LANG)
 
-## The whole test suite, notebooks (nbval) included, on two workers (pytest-xdist): the
-## notebooks in order on one, the test files on the other (see conftest.py).
-test: $(STAMP)
+## The whole test suite, notebooks (nbval) and the browser test included, on two workers
+## (pytest-xdist): the notebooks in order on one, the test files on the other (see conftest.py).
+test: $(STAMP) browser
 	$(PY) -m ruff check handson tests app benchmarks tools conftest.py
 	$(PY) -m pytest -n 2
 

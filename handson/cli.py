@@ -82,14 +82,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from handson.terminal import jupyter_lab, set_lab_language, terminal_environment
+    from handson.terminal import jupyter_lab, set_lab_defaults, terminal_environment
 
     lang = i18n.language(args.lang)
     terminal = terminal_environment(args.student)
     argv, env = jupyter_lab(terminal, os.environ, root=os.geteuid() == 0)
     argv += [a for a in args.jupyter_args if a != "--"]
     env[i18n.LANG_ENV] = lang
-    set_lab_language(lang)
+    set_lab_defaults(lang)
     print(f"handson: JupyterLab ({lang}), its terminals on the sandbox as {terminal.student}")
     os.execve(argv[0], argv, env)  # replaces this process: Ctrl+C stops JupyterLab
 

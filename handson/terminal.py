@@ -34,7 +34,7 @@ __all__ = [
     "SOURCE_PROFILE",
     "TerminalEnvironment",
     "jupyter_lab",
-    "set_lab_language",
+    "set_lab_defaults",
     "terminal_environment",
 ]
 
@@ -61,6 +61,9 @@ LOCAL_HOSTS = "127.0.0.1,localhost,::1"
 # JupyterLab's Settings menu still wins). The Japanese language pack is a dependency.
 LAB_OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
 TRANSLATION_PLUGIN = "@jupyterlab/translation-extension:plugin"
+# JupyterLab asks on first start whether to fetch Jupyter's news: in a course the question
+# covers the lesson, so the kit's default is not to (Settings > Notifications turns it on).
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:notification"
 LAB_LOCALES = {"en": "en", "ja": "ja_JP"}
 
 
@@ -146,11 +149,13 @@ def terminal_environment(
     )
 
 
-def set_lab_language(lang: str, overrides: Path = LAB_OVERRIDES) -> None:
+def set_lab_defaults(lang: str, overrides: Path = LAB_OVERRIDES) -> None:
     """Make ``lang`` ("en" or "ja") JupyterLab's display language in the kit's environment,
-    keeping any other default there."""
+    with no news question (unless a default there says otherwise), keeping any other default
+    there."""
     settings = json.loads(overrides.read_text()) if overrides.is_file() else {}
     settings.setdefault(TRANSLATION_PLUGIN, {})["locale"] = LAB_LOCALES[lang]
+    settings.setdefault(NEWS_PLUGIN, {}).setdefault("fetchNews", "false")
     overrides.parent.mkdir(parents=True, exist_ok=True)
     overrides.write_text(json.dumps(settings, indent=2) + "\n")
 

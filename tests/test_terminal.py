@@ -391,17 +391,25 @@ def test_handson_lab_starts_jupyterlab_as_root_with_the_terminal_set_up(
         lab.wait(timeout=30)
 
 
-def test_the_lab_language_keeps_other_defaults(tmp_path) -> None:
+def test_the_lab_defaults_keep_other_defaults(tmp_path) -> None:
     overrides = tmp_path / "settings" / "overrides.json"
-    terminal.set_lab_language("ja", overrides)
+    terminal.set_lab_defaults("ja", overrides)
     settings = json.loads(overrides.read_text())
     settings["@jupyterlab/apputils-extension:themes"] = {"theme": "JupyterLab Dark"}
     overrides.write_text(json.dumps(settings))
-    terminal.set_lab_language("en", overrides)
+    terminal.set_lab_defaults("en", overrides)
     assert json.loads(overrides.read_text()) == {
         terminal.TRANSLATION_PLUGIN: {"locale": "en"},
+        terminal.NEWS_PLUGIN: {"fetchNews": "false"},
         "@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"},
     }
+
+
+def test_the_lab_defaults_keep_a_news_choice(tmp_path) -> None:
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps({terminal.NEWS_PLUGIN: {"fetchNews": "true"}}))
+    terminal.set_lab_defaults("en", overrides)
+    assert json.loads(overrides.read_text())[terminal.NEWS_PLUGIN] == {"fetchNews": "true"}
 
 
 def test_the_cli_views_read_commands_run_as_shown(built) -> None:
