@@ -18,6 +18,7 @@ import pandas as pd
 from handson import database, ecs, iam, loadbalancer, logs, network, progress, registry, secrets
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, NotFoundError
+from handson.i18n import N_, _
 
 # What the builds have made so far, by name: the fields of Prerequisites.
 Built = dict[str, Any]
@@ -97,10 +98,10 @@ def _build_database(lab: Lab, built: Built, enable_nat_gateway: bool) -> None:
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "01",
-        "VPC network",
+        N_("VPC network"),
         build=_build_network,  # chapter 2's security groups, NACLs and NAT too
         notebook="01_vpc.ipynb",
-        deletes=(("VPC network (NAT, subnets, ...)", network.delete_network),),
+        deletes=((N_("VPC network (NAT, subnets, ...)"), network.delete_network),),
         leftovers=(network.leftovers,),
         expects=(
             ("ec2", "vpc", (1,)),
@@ -111,7 +112,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
     Chapter(
         "02",
-        "security + NAT",
+        N_("security + NAT"),
         notebook="02_security_and_nat.ipynb",
         expects=(
             ("ec2", "network acl", (2,)),
@@ -122,23 +123,23 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
     Chapter(
         "03",
-        "ALB",
+        N_("ALB"),
         build=_build_alb,
         notebook="03_alb.ipynb",
-        deletes=(("ALB, listener, target group", loadbalancer.delete_alb),),
+        deletes=((N_("ALB, listener, target group"), loadbalancer.delete_alb),),
         leftovers=(loadbalancer.leftovers,),
         expects=(("elbv2", "load balancer", (1,)), ("elbv2", "target group", (1,))),
     ),
     Chapter(
         "04",
-        "ECS + IAM",
+        N_("ECS + IAM"),
         build=_build_ecs_ecr_iam,
         notebook="04_ecs_ecr_iam.ipynb",
         deletes=(
-            ("ECS cluster", ecs.delete_cluster),
-            ("ECR repository", registry.delete_repository),
-            ("CloudWatch log group", logs.delete_log_group),
-            ("IAM roles", iam.delete_roles),
+            (N_("ECS cluster"), ecs.delete_cluster),
+            (N_("ECR repository"), registry.delete_repository),
+            (N_("CloudWatch log group"), logs.delete_log_group),
+            (N_("IAM roles"), iam.delete_roles),
         ),
         leftovers=(ecs.leftovers, registry.leftovers, logs.leftovers, iam.leftovers),
         expects=(
@@ -151,10 +152,10 @@ CHAPTERS: tuple[Chapter, ...] = (
     ),
     Chapter(
         "05",
-        "RDS",
+        N_("RDS"),
         build=_build_database,
         notebook="05_rds.ipynb",
-        deletes=(("RDS database and its secret", database.delete_database),),
+        deletes=((N_("RDS database and its secret"), database.delete_database),),
         leftovers=(database.leftovers, secrets.leftovers),
         expects=(
             ("rds", "db subnet group", (1,)),
@@ -165,21 +166,21 @@ CHAPTERS: tuple[Chapter, ...] = (
         ),
     ),
     # Built locally; chapter 7's first step pushes it. Its check reads the Dockerfile.
-    Chapter("06", "image", notebook="06_image.ipynb"),
+    Chapter("06", N_("image"), notebook="06_image.ipynb"),
     Chapter(
         "07",
-        "ECS task definition and service",
+        N_("ECS task definition and service"),
         notebook="07_ecs_task_definition_and_service.ipynb",
         deletes=(
-            ("ECS service", ecs.delete_service),
-            ("ECS task definitions", ecs.delete_task_definitions),
+            (N_("ECS service"), ecs.delete_service),
+            (N_("ECS task definitions"), ecs.delete_task_definitions),
         ),
     ),
     Chapter(
         "08",
-        "VPC endpoints",
+        N_("VPC endpoints"),
         notebook="08_vpc_endpoints.ipynb",
-        deletes=(("VPC endpoints and flow logs", network.delete_endpoints),),
+        deletes=((N_("VPC endpoints and flow logs"), network.delete_endpoints),),
         leftovers=(network.endpoints.leftovers,),
         expects=(
             ("ec2", "vpc endpoint", (1 + len(network.INTERFACE_SERVICES),)),
@@ -198,7 +199,9 @@ def chapter(key: str) -> Chapter:
         if declared.key == key:
             return declared
     keys = ", ".join(c.key for c in CHAPTERS)
-    raise ConfigurationError(f"There is no chapter {key!r}: choose from {keys}.")
+    raise ConfigurationError(
+        _("There is no chapter {key!r}: choose from {keys}.").format(key=key, keys=keys)
+    )
 
 
 def inventory(lab: Lab) -> Counter[tuple[str, str]]:
@@ -208,7 +211,7 @@ def inventory(lab: Lab) -> Counter[tuple[str, str]]:
         (service, kind)
         for declared in CHAPTERS
         for finder in declared.leftovers
-        for service, kind, _ in finder(lab)
+        for service, kind, _id in finder(lab)
     )
 
 
@@ -249,24 +252,28 @@ def get_prerequisites(lab: Lab) -> Prerequisites:
 def show_prerequisites(lab: Lab, pre: Prerequisites) -> pd.DataFrame:
     """A table of what chapters 1-6 left in the account, chapter by chapter."""
     net, alb, db = pre.network, pre.alb, pre.database
+    # Each row's chapter as "<key> <its title>", the title in the learner's language.
+    ch01, ch02, ch03, ch04, ch05 = (
+        f"{key} {_(chapter(key).title)}" for key in ("01", "02", "03", "04", "05")
+    )
     rows = [
-        ("01 VPC network", "VPC", lab.name("vpc"), net.vpc_id),
-        ("01 VPC network", "public subnets", "a, c", ", ".join(net.public_subnet_ids)),
-        ("01 VPC network", "private subnets", "a, c", ", ".join(net.private_subnet_ids)),
-        ("01 VPC network", "internet gateway", lab.name("igw"), net.internet_gateway_id),
-        ("02 security + NAT", "security groups", "alb, ecs, rds", ", ".join(
+        (ch01, "VPC", lab.name("vpc"), net.vpc_id),
+        (ch01, _("public subnets"), "a, c", ", ".join(net.public_subnet_ids)),
+        (ch01, _("private subnets"), "a, c", ", ".join(net.private_subnet_ids)),
+        (ch01, _("internet gateway"), lab.name("igw"), net.internet_gateway_id),
+        (ch02, _("security groups"), "alb, ecs, rds", ", ".join(
             [net.alb_security_group_id, net.ecs_security_group_id, net.rds_security_group_id]
         )),
-        ("02 security + NAT", "NAT gateways", "a, c", ", ".join(net.nat_gateway_ids) or "(off)"),
-        ("03 ALB", "load balancer", lab.name("alb"), alb.alb_dns_name),
-        ("03 ALB", "target group", lab.name("ecs-tg"), alb.target_group_arn.rsplit(":", 1)[-1]),
-        ("04 ECS + IAM", "cluster", lab.name("cluster"), pre.cluster_arn.rsplit(":", 1)[-1]),
-        ("04 ECS + IAM", "execution role", lab.name("ecs-execution-role"), pre.execution_role_arn),
-        ("04 ECS + IAM", "task role", lab.name("ecs-task-role"), pre.task_role_arn),
-        ("04 ECS + IAM", "ECR repository", pre.repository.name, pre.repository.uri),
-        ("04 ECS + IAM", "log group", pre.log_group, "14 days"),
-        ("05 RDS", "PostgreSQL", lab.name("db"), f"{db.address}:{db.port}/{db.name}"),
-        ("05 RDS", "DB secret", db.secret_name, "(value not shown)"),
+        (ch02, _("NAT gateways"), "a, c", ", ".join(net.nat_gateway_ids) or _("(off)")),
+        (ch03, _("load balancer"), lab.name("alb"), alb.alb_dns_name),
+        (ch03, _("target group"), lab.name("ecs-tg"), alb.target_group_arn.rsplit(":", 1)[-1]),
+        (ch04, _("cluster"), lab.name("cluster"), pre.cluster_arn.rsplit(":", 1)[-1]),
+        (ch04, _("execution role"), lab.name("ecs-execution-role"), pre.execution_role_arn),
+        (ch04, _("task role"), lab.name("ecs-task-role"), pre.task_role_arn),
+        (ch04, _("ECR repository"), pre.repository.name, pre.repository.uri),
+        (ch04, _("log group"), pre.log_group, _("14 days")),
+        (ch05, "PostgreSQL", lab.name("db"), f"{db.address}:{db.port}/{db.name}"),
+        (ch05, _("DB secret"), db.secret_name, _("(value not shown)")),
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=["chapter", "resource", "name", "id / value"])
 

@@ -13,6 +13,7 @@ from typing import Any
 from handson import i18n, sandbox
 from handson.connection import DEFAULT_REGION
 from handson.exceptions import ConfigurationError, HandsonError, RosterProblem
+from handson.i18n import _
 
 
 def _sandbox_config(args: argparse.Namespace) -> sandbox.SandboxConfig:
@@ -29,26 +30,41 @@ def _print_status(status: sandbox.SandboxStatus, *, as_json: bool) -> None:
         print(json.dumps(status.as_dict(), indent=2, default=str))
         return
     if status.note:
-        print(f"sandbox: {status.note}")
+        print(_("sandbox: {note}").format(note=status.note))
     if not status.running:
         if not status.died:
-            print("sandbox: not running (start it with: handson sandbox start)")
+            print(_("sandbox: not running (start it with: handson sandbox start)"))
         return
     details = status.details or {}
-    print(f"sandbox: running (pid {status.pid}, speed x{status.speed:g})")
-    print(f"  AWS endpoint:  {status.endpoint_url}")
-    print(f"  ALB proxy:     {status.alb_proxy_url}")
     print(
-        f"  accounts: {len(details.get('accounts', []))}  services: {details.get('services', 0)}"
-        f"  tasks running: {details.get('tasks_running', 0)}"
-        f"  databases: {details.get('databases', 0)}"
+        _("sandbox: running (pid {pid}, speed x{speed:g})").format(
+            pid=status.pid, speed=status.speed
+        )
+    )
+    print(_("  AWS endpoint:  {url}").format(url=status.endpoint_url))
+    print(_("  ALB proxy:     {url}").format(url=status.alb_proxy_url))
+    print(
+        _(
+            "  accounts: {accounts}  services: {services}"
+            "  tasks running: {tasks_running}"
+            "  databases: {databases}"
+        ).format(
+            accounts=len(details.get("accounts", [])),
+            services=details.get("services", 0),
+            tasks_running=details.get("tasks_running", 0),
+            databases=details.get("databases", 0),
+        )
     )
     for lb in details.get("load_balancers", []):
         for port in lb["ports"]:
             url = f"http://{lb['dnsName']}" + ("" if port == 80 else f":{port}")
             print(
-                f"  ALB {lb['name']} (account {lb['account']}): {url}"
-                f"  ->  curl --proxy {status.alb_proxy_url} {url}/health"
+                _("  ALB {name} (account {account}): {url}  ->  {command}").format(
+                    name=lb["name"],
+                    account=lb["account"],
+                    url=url,
+                    command=f"curl --proxy {status.alb_proxy_url} {url}/health",
+                )
             )
 
 
@@ -61,9 +77,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
         report = shutdown(config)
         print(
-            f"sandbox: {report.note}"
+            _("sandbox: {note}").format(note=report.note)
             if report.note
-            else ("sandbox: stopped" if report.stopped else "sandbox: was not running")
+            else (_("sandbox: stopped") if report.stopped else _("sandbox: was not running"))
         )
     elif args.action == "status":
         status = sandbox.status(config)
@@ -71,7 +87,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return 0 if status.running else 3
     elif args.action == "reset":
         sandbox.reset(config)
-        print("sandbox: every account is empty again")
+        print(_("sandbox: every account is empty again"))
     elif args.action == "env":
         from handson.terminal import terminal_environment
 
@@ -90,7 +106,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
     argv += [a for a in args.jupyter_args if a != "--"]
     env[i18n.LANG_ENV] = lang
     set_lab_defaults(lang)
-    print(f"handson: JupyterLab ({lang}), its terminals on the sandbox as {terminal.student}")
+    print(
+        _("handson: JupyterLab ({lang}), its terminals on the sandbox as {student}").format(
+            lang=lang, student=terminal.student
+        )
+    )
     os.execve(argv[0], argv, env)  # replaces this process: Ctrl+C stops JupyterLab
 
 
@@ -104,7 +124,11 @@ def cmd_output(args: argparse.Namespace) -> int:
             print(f'{name} = "{value}"')
         return 0
     if args.name not in values:
-        raise ConfigurationError(f"No output {args.name!r}. The outputs: {', '.join(values)}.")
+        raise ConfigurationError(
+            _("No output {name!r}. The outputs: {names}.").format(
+                name=args.name, names=", ".join(values)
+            )
+        )
     print(values[args.name] if args.raw else f'"{values[args.name]}"')
     return 0
 
@@ -127,6 +151,7 @@ def cmd_course(args: argparse.Namespace) -> int:
     from handson import course
 
     lang = i18n.language(args.lang)
+    i18n.use(lang)  # this command's own lines in the edition's language too
     parameters = {"backend": args.backend}
     runs = course.run_course(
         student=args.student,
@@ -136,17 +161,17 @@ def cmd_course(args: argparse.Namespace) -> int:
         lang=lang,
     )
     for path in runs:
-        print(f"ran {path}")
+        print(_("ran {path}").format(path=path))
     print()
     for title, table in course.summary(student=args.student, backend=args.backend, lang=lang):
         print(f"== {title} ==")
-        print(table.to_string(index=False) if not table.empty else "(none)")
+        print(table.to_string(index=False) if not table.empty else _("(none)"))
         print()
     return 0
 
 
 def _print_table(table: Any) -> None:
-    print(table.to_string(index=False) if not table.empty else "(none)")
+    print(table.to_string(index=False) if not table.empty else _("(none)"))
 
 
 def cmd_roster(args: argparse.Namespace) -> int:
@@ -155,9 +180,9 @@ def cmd_roster(args: argparse.Namespace) -> int:
     notebooks = tuple(args.notebooks.split(",")) if args.notebooks else None
     problems = classroom.check_roster(args.roster, notebooks=notebooks)
     if problems.empty:
-        print(f"{args.roster}: no problems")
+        print(_("{roster}: no problems").format(roster=args.roster))
         return 0
-    print(f"{args.roster}: {len(problems)} problem(s)")
+    print(_("{roster}: {count} problem(s)").format(roster=args.roster, count=len(problems)))
     for row in problems.itertuples(index=False):
         print(f"  {RosterProblem(*row)}")
     return 1
@@ -173,6 +198,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
         out=args.out,
         resume=args.resume,
         backend=args.backend,
+        lang=args.lang,
     )
     _print_table(report.table)
     return 0 if report.ok else 1
@@ -185,7 +211,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     book = classroom.grade(args.roster, checks, parallel=args.parallel, backend=args.backend)
     _print_table(book.table)
     for path in book.write(args.out):
-        print(f"wrote {path}")
+        print(_("wrote {path}").format(path=path))
     return 0 if book.ok else 1
 
 
@@ -198,7 +224,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_table(classroom.class_cost(board))
     if args.csv:
         board.to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}")
+        print(_("wrote {path}").format(path=args.csv))
     return 0
 
 
@@ -208,16 +234,16 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     roster = classroom.load_roster(args.roster)
     plan = classroom.teardown_plan(roster, backend=args.backend, parallel=args.parallel)
     if plan.empty:
-        print("Nothing tagged by the kit in these accounts: nothing to delete.")
+        print(_("Nothing tagged by the kit in these accounts: nothing to delete."))
         return 0
     _print_table(plan)
     if not args.yes:
         try:
-            answer = input("Delete all of this? [y/N] ")
+            answer = input(_("Delete all of this? [y/N] "))
         except EOFError:  # no terminal to ask: the safe answer
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):
-            print("Nothing deleted.")
+            print(_("Nothing deleted."))
             return 1
     summary = classroom.teardown_class(roster, backend=args.backend, parallel=args.parallel)
     print()
@@ -336,6 +362,11 @@ def _add_classroom(commands: Any) -> None:
     )
     provision.add_argument("--out", type=Path, default=Path("runs"))
     provision.add_argument("--resume", action="store_true", help="continue a previous run in --out")
+    provision.add_argument(
+        "--lang",
+        choices=i18n.LANGUAGES,
+        help="the students' edition (default: HANDSON_LANG, else en)",
+    )
     provision.set_defaults(func=cmd_provision)
     status = classroom_command("status", "the class board: one row per student", 8)
     status.add_argument("--csv", type=Path, help="also write the board to this CSV file")
@@ -358,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = args.func(args)
     except HandsonError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {error}").format(error=exc), file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from handson import awscli, i18n
 from handson.exceptions import AwsError, ConfigurationError
+from handson.i18n import _
 
 if TYPE_CHECKING:
     from handson.sandbox import SandboxStatus
@@ -200,7 +201,7 @@ class Lab:
                 self._clients[service] = client
             return self._clients[service]
 
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def _record(self, params: dict[str, Any], model: Any, **_kwargs: Any) -> None:
         self.log.record(model.service_model.endpoint_prefix, model.name, params)
 
     @property
@@ -383,21 +384,27 @@ def check_region(region: str) -> None:
     partition = aws_regions().get(region)
     if partition == "aws":
         raise ConfigurationError(
-            f"region={region!r}: Amazon ECS is not offered in this region, so the course "
-            "can't run there. Use a region with ECS, e.g. 'ap-northeast-1' (Tokyo)."
+            _(
+                "region={region!r}: Amazon ECS is not offered in this region, so the course "
+                "can't run there. Use a region with ECS, e.g. 'ap-northeast-1' (Tokyo)."
+            ).format(region=region)
         )
     if partition is not None:
         raise ConfigurationError(
-            f"region={region!r} belongs to the separate {partition!r} partition (its own "
-            "accounts and sign-in); the kit runs in the standard AWS regions. Use one of them, "
-            "e.g. 'ap-northeast-1' (Tokyo)."
+            _(
+                "region={region!r} belongs to the separate {partition!r} partition (its own "
+                "accounts and sign-in); the kit runs in the standard AWS regions. Use one of "
+                "them, e.g. 'ap-northeast-1' (Tokyo)."
+            ).format(region=region, partition=partition)
         )
     close = difflib.get_close_matches(region.lower(), sorted(ecs_regions()), n=1)
-    guess = f" Did you mean {close[0]!r}?" if close else ""
+    guess = _(" Did you mean {close!r}?").format(close=close[0]) if close else ""
     raise ConfigurationError(
-        f"region={region!r} is not an AWS region.{guess} A region is a code such as "
-        "'ap-northeast-1' (Tokyo) or 'us-east-1' (N. Virginia); if yours is newer than your "
-        "boto3, upgrade it: pip install -U boto3."
+        _(
+            "region={region!r} is not an AWS region.{guess} A region is a code such as "
+            "'ap-northeast-1' (Tokyo) or 'us-east-1' (N. Virginia); if yours is newer than "
+            "your boto3, upgrade it: pip install -U boto3."
+        ).format(region=region, guess=guess)
     )
 
 
@@ -407,21 +414,25 @@ def check_role_arn(role_arn: str) -> None:
         return
     example = "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole"
     if re.fullmatch(r"\d{12}", role_arn):
-        why = (
-            f" That is an account ID; its role's ARN is e.g. "
-            f"arn:aws:iam::{role_arn}:role/OrganizationAccountAccessRole."
-        )
+        why = _(
+            " That is an account ID; its role's ARN is e.g. "
+            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole."
+        ).format(account=role_arn)
     elif (account := re.match(r"^arn:[^:]*:iam::([^:]*):", role_arn)) and not re.fullmatch(
         r"\d{12}", account.group(1)
     ):
-        why = f" Its account part {account.group(1)!r} must be exactly 12 digits."
+        why = _(" Its account part {account!r} must be exactly 12 digits.").format(
+            account=account.group(1)
+        )
     elif re.match(r"^arn:[^:]*:iam::\d{12}:(user|group|policy|instance-profile)/", role_arn):
-        why = " It names an IAM user, group, policy or instance profile, not a role."
+        why = _(" It names an IAM user, group, policy or instance profile, not a role.")
     else:
         why = ""
     raise ConfigurationError(
-        f"role_arn={role_arn!r} is not an IAM role ARN.{why} The shape is {ROLE_ARN_SHAPE}, "
-        f"e.g. {example} (the IAM console shows it on the role's page, as 'ARN')."
+        _(
+            "role_arn={role_arn!r} is not an IAM role ARN.{why} The shape is {shape}, "
+            "e.g. {example} (the IAM console shows it on the role's page, as 'ARN')."
+        ).format(role_arn=role_arn, why=why, shape=ROLE_ARN_SHAPE, example=example)
     )
 
 
@@ -429,10 +440,17 @@ def check_session_duration(session_duration: int) -> None:
     """Reject an AssumeRole duration AWS would refuse (900 s to 12 h)."""
     if not MIN_SESSION_DURATION <= session_duration <= MAX_SESSION_DURATION:
         raise ConfigurationError(
-            f"session_duration={session_duration!r}: AWS allows {MIN_SESSION_DURATION} to "
-            f"{MAX_SESSION_DURATION} seconds (15 min to 12 h) for one AssumeRole. The kit "
-            f"assumes the role again before the credentials expire, so the default "
-            f"{DEFAULT_SESSION_DURATION} is fine for a whole day."
+            _(
+                "session_duration={session_duration!r}: AWS allows {minimum} to "
+                "{maximum} seconds (15 min to 12 h) for one AssumeRole. The kit "
+                "assumes the role again before the credentials expire, so the default "
+                "{default} is fine for a whole day."
+            ).format(
+                session_duration=session_duration,
+                minimum=MIN_SESSION_DURATION,
+                maximum=MAX_SESSION_DURATION,
+                default=DEFAULT_SESSION_DURATION,
+            )
         )
 
 
@@ -441,14 +459,18 @@ def check_names(*, student: str, project_name: str, environment: str, region: st
     for label, value in (("project_name", project_name), ("environment", environment)):
         if not NAME_PATTERN.match(value):
             raise ConfigurationError(
-                f"{label}={value!r} can't be used in AWS resource names: use 1-20 lowercase "
-                "letters, digits or hyphens, starting with a letter (e.g. 'my-project')."
+                _(
+                    "{label}={value!r} can't be used in AWS resource names: use 1-20 lowercase "
+                    "letters, digits or hyphens, starting with a letter (e.g. 'my-project')."
+                ).format(label=label, value=value)
             )
     if len(f"{project_name}-{environment}") > 24:
         raise ConfigurationError(
-            f"'{project_name}-{environment}' is too long: the ALB and target group names "
-            "(<project>-<environment>-ecs-tg) must stay within 32 characters. Shorten "
-            "project_name or environment."
+            _(
+                "'{prefix}' is too long: the ALB and target group names "
+                "(<project>-<environment>-ecs-tg) must stay within 32 characters. Shorten "
+                "project_name or environment."
+            ).format(prefix=f"{project_name}-{environment}")
         )
     check_student(student)
     check_region(region)
@@ -458,7 +480,9 @@ def check_student(student: str) -> None:
     """Reject a student name that can't be part of a role session name or a profile."""
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$", student):
         raise ConfigurationError(
-            f"student={student!r}: use letters, digits, '.', '_', '@' or '-' (e.g. 'student01')."
+            _(
+                "student={student!r}: use letters, digits, '.', '_', '@' or '-' (e.g. 'student01')."
+            ).format(student=student)
         )
 
 
@@ -511,7 +535,9 @@ def connect(
         caller = _caller_arn(base, profile)
     else:
         raise ConfigurationError(
-            f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS)."
+            _("backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS).").format(
+                backend=backend
+            )
         )
     session = base
     if role_arn:
@@ -628,10 +654,10 @@ def _sts_client(base: boto3.Session, endpoint: str | None) -> Any:
 def _where(profile: str | None) -> str:
     """Where the credentials come from, in words."""
     if profile:
-        return f"profile {profile!r}"
+        return _("profile {profile!r}").format(profile=profile)
     if os.environ.get("AWS_PROFILE"):
-        return f"profile {os.environ['AWS_PROFILE']!r} (from AWS_PROFILE)"
-    return "the default credential chain: AWS_* variables, then the default profile"
+        return _("profile {profile!r} (from AWS_PROFILE)").format(profile=os.environ["AWS_PROFILE"])
+    return _("the default credential chain: AWS_* variables, then the default profile")
 
 
 def _aws_session(profile: str | None, region: str) -> boto3.Session:
@@ -644,18 +670,22 @@ def _aws_session(profile: str | None, region: str) -> boto3.Session:
         credentials = base.get_credentials()
     except BotoCoreError as error:  # an expired SSO login, a key without its secret, ...
         raise ConfigurationError(
-            f"The AWS credentials of {_where(profile)} can't be loaded: {error} "
-            "Fix them (`aws configure`, or `aws sso login` for an SSO profile) and run the "
-            "connect cell again."
+            _(
+                "The AWS credentials of {where} can't be loaded: {error} "
+                "Fix them (`aws configure`, or `aws sso login` for an SSO profile) and run the "
+                "connect cell again."
+            ).format(where=_where(profile), error=error)
         ) from error
     if credentials is None:
         files = ", ".join(_config_files())
         raise ConfigurationError(
-            "No AWS credentials found for connect('aws'): none in the AWS_ACCESS_KEY_ID/"
-            f"AWS_SECRET_ACCESS_KEY variables, {files} or an instance role. Configure them "
-            "with `aws configure` (access keys) or `aws configure sso` (IAM Identity Center), "
-            "then connect('aws') or connect('aws', profile='<name>') for a named profile; or "
-            "use the local sandbox, which needs no account: handson.connect()."
+            _(
+                "No AWS credentials found for connect('aws'): none in the AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY variables, {files} or an instance role. Configure them "
+                "with `aws configure` (access keys) or `aws configure sso` (IAM Identity "
+                "Center), then connect('aws') or connect('aws', profile='<name>') for a named "
+                "profile; or use the local sandbox, which needs no account: handson.connect()."
+            ).format(files=files)
         )
     return base
 
@@ -672,20 +702,23 @@ def _config_files() -> tuple[str, str]:
 
 def _unknown_profile(name: str) -> ConfigurationError:
     core = botocore.session.Session()
-    files = " and ".join(_config_files())
+    credentials_file, config_file = _config_files()
+    files = _("{first} and {second}").format(first=credentials_file, second=config_file)
     try:
         profiles = sorted(core.available_profiles)
     except BotoCoreError:
         profiles = []
     known = (
-        "Profiles there: " + ", ".join(repr(p) for p in profiles) + "."
+        _("Profiles there: {profiles}.").format(profiles=", ".join(repr(p) for p in profiles))
         if profiles
-        else "There is no profile there yet."
+        else _("There is no profile there yet.")
     )
-    source = "" if "AWS_PROFILE" not in os.environ else " (named by AWS_PROFILE)"
+    source = "" if "AWS_PROFILE" not in os.environ else _(" (named by AWS_PROFILE)")
     return ConfigurationError(
-        f"profile={name!r}{source} is not in your AWS config ({files}). {known} Pass one of "
-        f"them as profile=..., or create it: aws configure --profile {name}"
+        _(
+            "profile={name!r}{source} is not in your AWS config ({files}). {known} Pass one of "
+            "them as profile=..., or create it: aws configure --profile {name}"
+        ).format(name=name, source=source, files=files, known=known)
     )
 
 
@@ -700,7 +733,9 @@ def _caller_arn(base: boto3.Session, profile: str | None) -> str:
             except ClientError as error:
                 cause = translate(error)
                 raise AwsError(
-                    f"{cause.message} [credentials from {_where(profile)}]",
+                    _("{message} [credentials from {where}]").format(
+                        message=cause.message, where=_where(profile)
+                    ),
                     code=cause.code,
                     operation=cause.operation,
                     hint=cause.hint,
@@ -709,7 +744,9 @@ def _caller_arn(base: boto3.Session, profile: str | None) -> str:
         if isinstance(error, ProfileNotFound):  # a source_profile that doesn't exist
             raise _unknown_profile(str(error.kwargs.get("profile", ""))) from error
         raise ConfigurationError(
-            f"The AWS credentials of {_where(profile)} can't be used: {error}"
+            _("The AWS credentials of {where} can't be used: {error}").format(
+                where=_where(profile), error=error
+            )
         ) from error
 
 
@@ -763,13 +800,19 @@ def _assume(
                 cause.message,
                 code=cause.code,
                 operation=cause.operation,
-                hint=(
-                    f"You ({caller}) may not assume {role_arn}. Check the role's trust policy "
-                    f"(IAM console > Roles > {role_arn.rsplit('/', 1)[-1]} > Trust "
-                    f"relationships, in account {account.group('account') if account else '?'}"
-                    f"): it must allow sts:AssumeRole to your account or principal, e.g. "
-                    f'"Principal": {{"AWS": "arn:aws:iam::{caller_account}:root"}}. Your own '
+                hint=_(
+                    "You ({caller}) may not assume {role_arn}. Check the role's trust policy "
+                    "(IAM console > Roles > {role_name} > Trust "
+                    "relationships, in account {account}"
+                    "): it must allow sts:AssumeRole to your account or principal, e.g. "
+                    '"Principal": {{"AWS": "arn:aws:iam::{caller_account}:root"}}. Your own '
                     "IAM policies must also allow sts:AssumeRole on that role."
+                ).format(
+                    caller=caller,
+                    role_arn=role_arn,
+                    role_name=role_arn.rsplit("/", 1)[-1],
+                    account=account.group("account") if account else "?",
+                    caller_account=caller_account,
                 ),
             ) from error
     # botocore refreshes 15 min (advisory) and 10 min (mandatory) before expiry; scaled

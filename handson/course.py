@@ -14,6 +14,7 @@ from typing import Any
 from handson import i18n
 from handson.chapters import COURSE, chapter_notebooks
 from handson.exceptions import ConfigurationError, HandsonError
+from handson.i18n import _
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -34,8 +35,12 @@ class NotebookFailed(HandsonError):
     """A notebook failed: ``cell`` is the failing cell's number, ``error`` its error."""
 
     def __init__(self, notebook: Path, cell: int | None, error: str) -> None:
-        where = f" at cell {cell}" if cell is not None else ""
-        super().__init__(f"{notebook.name} failed{where}: {error}")
+        where = _(" at cell {cell}").format(cell=cell) if cell is not None else ""
+        super().__init__(
+            _("{notebook} failed{where}: {error}").format(
+                notebook=notebook.name, where=where, error=error
+            )
+        )
         self.notebook = notebook
         self.cell = cell
         self.error = error
@@ -51,11 +56,15 @@ def notebook_path(key: str, lang: str = "en") -> Path:
             edition = edition_path(path, lang)
             if not edition.is_file():
                 raise ConfigurationError(
-                    f"No {lang} edition of {path.name} ({edition}): run `make editions`."
+                    _("No {lang} edition of {notebook} ({edition}): run `make editions`.").format(
+                        lang=lang, notebook=path.name, edition=edition
+                    )
                 )
             return edition
     choices = ", ".join([*NOTEBOOKS, "solutions/<name>.ipynb"])
-    raise ConfigurationError(f"No course notebook {key!r}: choose from {choices}.")
+    raise ConfigurationError(
+        _("No course notebook {key!r}: choose from {choices}.").format(key=key, choices=choices)
+    )
 
 
 def edition_path(source: Path, lang: str) -> Path:
@@ -157,7 +166,7 @@ def summary(
 
     lab = connect(backend, student=student, lang=lang)  # type: ignore[arg-type]
     return [
-        ("ECS service", ecs.show_service(lab)),
-        ("ALB target health", loadbalancer.show_target_health(lab)),
-        ("Latest app log events", logs.show_log_events(lab, limit=10)),
+        (_("ECS service"), ecs.show_service(lab)),
+        (_("ALB target health"), loadbalancer.show_target_health(lab)),
+        (_("Latest app log events"), logs.show_log_events(lab, limit=10)),
     ]

@@ -18,6 +18,7 @@ from handson import pricing, secrets, waiting
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, NotFoundError
+from handson.i18n import _
 
 __all__ = [
     "DB_PARAMETERS",
@@ -106,16 +107,20 @@ def _check_network(private_subnet_ids: list[str], security_group_id: str | None 
         or not all(isinstance(s, str) and s.startswith("subnet-") for s in private_subnet_ids)
     ):
         raise ConfigurationError(
-            f"private_subnet_ids={private_subnet_ids!r}: RDS needs the private subnets of two "
-            "availability zones, e.g. ['subnet-0a...', 'subnet-0c...'] (the network's "
-            "private subnet ids)."
+            _(
+                "private_subnet_ids={private_subnet_ids!r}: RDS needs the private subnets of two "
+                "availability zones, e.g. ['subnet-0a...', 'subnet-0c...'] (the network's "
+                "private subnet ids)."
+            ).format(private_subnet_ids=private_subnet_ids)
         )
     if security_group_id is not None and not (
         isinstance(security_group_id, str) and security_group_id.startswith("sg-")
     ):
         raise ConfigurationError(
-            f"security_group_id={security_group_id!r}: give the RDS security group's id "
-            "(sg-...), the one that lets in 5432 from the ECS tasks."
+            _(
+                "security_group_id={security_group_id!r}: give the RDS security group's id "
+                "(sg-...), the one that lets in 5432 from the ECS tasks."
+            ).format(security_group_id=security_group_id)
         )
 
 
@@ -201,7 +206,7 @@ def ensure_db_instance(
     Idempotent. Chapter 5. Returns the instance as DescribeDBInstances shows it.
     """
     if not isinstance(master_password, str) or not master_password:
-        raise ConfigurationError("master_password is empty: use secrets.generate_password().")
+        raise ConfigurationError(_("master_password is empty: use secrets.generate_password()."))
     rds = lab.client("rds")
     identifier = _instance_id(lab)
     instance = _describe_instance(lab)
@@ -290,12 +295,16 @@ def _database(instance: dict[str, Any], secret_arn: str, secret_name: str) -> Da
         # AWS shows the endpoint only once the instance has been created.
         identifier, status = instance["DBInstanceIdentifier"], instance["DBInstanceStatus"]
         raise NotFoundError(
-            f"The RDS instance {identifier} has no endpoint yet: it is {status!r}, and AWS "
-            "assigns its address while creating it.",
+            _(
+                "The RDS instance {identifier} has no endpoint yet: it is {status!r}, and AWS "
+                "assigns its address while creating it."
+            ).format(identifier=identifier, status=status),
             code="InvalidDBInstanceState",
             operation="DescribeDBInstances",
-            hint="Wait until it is available (run notebook 00 again: it waits), or "
-            f"`aws rds wait db-instance-available --db-instance-identifier {identifier}`.",
+            hint=_(
+                "Wait until it is available (run notebook 00 again: it waits), or "
+                "`aws rds wait db-instance-available --db-instance-identifier {identifier}`."
+            ).format(identifier=identifier),
         )
     address = str(instance["Endpoint"]["Address"])
     port = int(instance["Endpoint"]["Port"])
@@ -393,7 +402,7 @@ def hourly_cost(lab: Lab) -> pricing.Estimate:
     nothing when there is none. Calls DescribeDBInstances. Read-only."""
     instance = _describe_instance(lab)
     if instance is None or instance.get("DBInstanceStatus") == "deleting":
-        return pricing.Estimate("RDS instance", 0, 0.0)
+        return pricing.Estimate(_("RDS instance"), 0, 0.0)
     return pricing.database(
         lab.region, instance["DBInstanceClass"], int(instance["AllocatedStorage"])
     )

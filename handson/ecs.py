@@ -27,6 +27,7 @@ from handson.exceptions import (
     NotFoundError,
     WaitTimeoutError,
 )
+from handson.i18n import _
 from handson.progress import Progress, service_progress, service_text
 
 CONTAINER_PORT = 3000
@@ -62,8 +63,10 @@ def check_app_count(app_count: int) -> int:
         or not 0 <= app_count <= MAX_APP_COUNT
     ):
         raise ConfigurationError(
-            f"app_count={app_count!r}: the number of tasks must be a whole number from 0 to "
-            f"{MAX_APP_COUNT} (the chapter uses 2)."
+            _(
+                "app_count={app_count!r}: the number of tasks must be a whole number from 0 to "
+                "{maximum} (the chapter uses 2)."
+            ).format(app_count=app_count, maximum=MAX_APP_COUNT)
         )
     return app_count
 
@@ -107,10 +110,10 @@ def cluster_arn(lab: Lab) -> str:
     active = [c for c in clusters if c["status"] == "ACTIVE"]
     if not active:
         raise NotFoundError(
-            f"The ECS cluster {lab.name('cluster')} doesn't exist.",
+            _("The ECS cluster {cluster} doesn't exist.").format(cluster=lab.name("cluster")),
             code="ClusterNotFoundException",
             operation="DescribeClusters",
-            hint="Run notebook 00 (chapters 1-6) first.",
+            hint=_("Run notebook 00 (chapters 1-6) first."),
         )
     return str(active[0]["clusterArn"])
 
@@ -229,12 +232,15 @@ def _check_spec(
     """A learner's spec is a dict with ``required`` keys, or a ConfigurationError says so."""
     if not isinstance(spec, dict):
         raise ConfigurationError(
-            f"spec is a {type(spec).__name__}: give the {operation} parameters as a dict, "
-            f"e.g. {example}."
+            _(
+                "spec is a {kind}: give the {operation} parameters as a dict, e.g. {example}."
+            ).format(kind=type(spec).__name__, operation=operation, example=example)
         )
     missing = [key for key in required if key not in spec]
     if missing:
-        raise ConfigurationError(f"The spec has no {', '.join(missing)}: {needs}.")
+        raise ConfigurationError(
+            _("The spec has no {keys}: {needs}.").format(keys=", ".join(missing), needs=needs)
+        )
 
 
 def _check_task_definition_spec(spec: dict[str, Any]) -> None:
@@ -244,8 +250,9 @@ def _check_task_definition_spec(spec: dict[str, Any]) -> None:
         operation="RegisterTaskDefinition",
         example="{'family': ..., 'cpu': '256', 'memory': '512', "
         "'containerDefinitions': [container], ...}",
-        needs=f"a Fargate task definition needs {', '.join(TASK_DEFINITION_KEYS)} "
-        "(and networkMode, the roles, ...)",
+        needs=_("a Fargate task definition needs {keys} (and networkMode, the roles, ...)").format(
+            keys=", ".join(TASK_DEFINITION_KEYS)
+        ),
     )
     fargate.check_task_size(spec["cpu"], spec["memory"])
 
@@ -279,10 +286,12 @@ def latest_task_definition(lab: Lab) -> TaskDefinition:
     latest = _latest_revision(lab, lab.name("app"))
     if latest is None:
         raise NotFoundError(
-            f"No task definition of the family {lab.name('app')} is registered.",
+            _("No task definition of the family {family} is registered.").format(
+                family=lab.name("app")
+            ),
             code="ClientException",
             operation="ListTaskDefinitions",
-            hint="Register the task definition first (exercise 1, or notebook 07).",
+            hint=_("Register the task definition first (exercise 1, or notebook 07)."),
         )
     return TaskDefinition(latest["taskDefinitionArn"], latest["family"], int(latest["revision"]))
 
@@ -349,10 +358,10 @@ def describe_service(lab: Lab) -> dict[str, Any]:
     service = _describe_service(lab)
     if service is None:
         raise NotFoundError(
-            f"The ECS service {lab.name('app-service')} doesn't exist.",
+            _("The ECS service {service} doesn't exist.").format(service=lab.name("app-service")),
             code="ServiceNotFoundException",
             operation="DescribeServices",
-            hint="Run the 'create the service' step of chapter 7 first.",
+            hint=_("Run the 'create the service' step of chapter 7 first."),
         )
     return service
 
@@ -456,14 +465,16 @@ def _check_service_spec(lab: Lab, spec: dict[str, Any]) -> None:
         REQUIRED,
         operation="CreateService",
         example="{'serviceName': ..., 'cluster': ..., 'taskDefinition': ..., ...}",
-        needs=f"CreateService needs {', '.join(REQUIRED)} "
-        "(and networkConfiguration for awsvpc tasks)",
+        needs=_("CreateService needs {keys} (and networkConfiguration for awsvpc tasks)").format(
+            keys=", ".join(REQUIRED)
+        ),
     )
     for key, expected in (("serviceName", "app-service"), ("cluster", "cluster")):
         if spec[key] != lab.name(expected):
             raise ConfigurationError(
-                f"{key}={spec[key]!r}: the chapter's {key} is {lab.name(expected)!r} "
-                f"(lab.name({expected!r}))."
+                _(
+                    "{key}={value!r}: the chapter's {key} is {expected!r} (lab.name({suffix!r}))."
+                ).format(key=key, value=spec[key], expected=lab.name(expected), suffix=expected)
             )
     check_app_count(spec["desiredCount"])
 
@@ -557,8 +568,10 @@ ROLLBACK_EVENT = "rolling back to deployment"
 def _check_revision(task_definition_arn: str) -> str:
     if not isinstance(task_definition_arn, str) or not _REVISION.match(task_definition_arn):
         raise ConfigurationError(
-            f"task_definition_arn={task_definition_arn!r} is not a task definition revision: "
-            "pass the ARN register_revision returned (its .arn), or 'family:revision'."
+            _(
+                "task_definition_arn={task_definition_arn!r} is not a task definition revision: "
+                "pass the ARN register_revision returned (its .arn), or 'family:revision'."
+            ).format(task_definition_arn=task_definition_arn)
         )
     return task_definition_arn
 
@@ -583,8 +596,10 @@ def register_revision(lab: Lab, *, image_tag: str) -> TaskDefinition:
     """
     if not isinstance(image_tag, str) or not _IMAGE_TAG.match(image_tag):
         raise ConfigurationError(
-            f"image_tag={image_tag!r} is not a valid image tag: use up to 128 letters, "
-            "digits, '_', '.' or '-', starting with a letter, digit or '_' (e.g. 'v9')."
+            _(
+                "image_tag={image_tag!r} is not a valid image tag: use up to 128 letters, "
+                "digits, '_', '.' or '-', starting with a letter, digit or '_' (e.g. 'v9')."
+            ).format(image_tag=image_tag)
         )
     service = describe_service(lab)
     current = lab.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])[
@@ -612,9 +627,11 @@ def deploy_revision(lab: Lab, task_definition_arn: str) -> str:
     ]
     if definition.get("status") == "INACTIVE":
         raise ConfigurationError(
-            f"{definition['taskDefinitionArn'].rsplit('/', 1)[-1]} is deregistered "
-            "(INACTIVE): ECS won't start new deployments of it. Register it again with "
-            "register_revision(lab, image_tag=...) and deploy the new revision."
+            _(
+                "{revision} is deregistered "
+                "(INACTIVE): ECS won't start new deployments of it. Register it again with "
+                "register_revision(lab, image_tag=...) and deploy the new revision."
+            ).format(revision=definition["taskDefinitionArn"].rsplit("/", 1)[-1])
         )
     service = describe_service(lab)
     primary = service["deployments"][0]
@@ -647,8 +664,10 @@ def wait_for_rollback(
     """
     if not isinstance(deployment_id, str) or not deployment_id.startswith("ecs-svc/"):
         raise ConfigurationError(
-            f"deployment_id={deployment_id!r}: pass the id deploy_revision returned "
-            "('ecs-svc/...')."
+            _(
+                "deployment_id={deployment_id!r}: pass the id deploy_revision returned "
+                "('ecs-svc/...')."
+            ).format(deployment_id=deployment_id)
         )
     deadline = time.monotonic() + timeout
     delay, last, since = poll, None, None
@@ -667,17 +686,22 @@ def wait_for_rollback(
         )
         if steady and primary["id"] == deployment_id:
             raise DeploymentError(
-                f"Deployment {deployment_id} completed: its tasks started, so there was "
-                "nothing to roll back. To see the circuit breaker, deploy a revision whose "
-                "image tag is not in ECR (register_revision(lab, image_tag='does-not-exist'))."
+                _(
+                    "Deployment {deployment_id} completed: its tasks started, so there was "
+                    "nothing to roll back. To see the circuit breaker, deploy a revision whose "
+                    "image tag is not in ECR (register_revision(lab, image_tag='does-not-exist'))."
+                ).format(deployment_id=deployment_id)
             )
         if steady:
             return _events_since(service, since)
         if primary["id"] == deployment_id and primary.get("rolloutState") == "FAILED":
             raise DeploymentError(
                 _failure_message(lab, service, primary)
-                + "\nThe circuit breaker did not roll back: the service needs "
-                "deploymentCircuitBreaker={'enable': True, 'rollback': True}."
+                + "\n"
+                + _(
+                    "The circuit breaker did not roll back: the service needs "
+                    "deploymentCircuitBreaker={'enable': True, 'rollback': True}."
+                )
             )
         state = (tuple(d["id"] for d in deployments), service["runningCount"])
         delay = poll if state != last else min(delay * 1.5, max_poll)
@@ -685,7 +709,10 @@ def wait_for_rollback(
         if time.monotonic() > deadline:
             events = "\n".join(e["message"] for e in service["events"][:5])
             raise WaitTimeoutError(
-                f"The service was not steady again within {timeout:.0f} s. Latest events:\n{events}"
+                _(
+                    "The service was not steady again within {timeout:.0f} s. "
+                    "Latest events:\n{events}"
+                ).format(timeout=timeout, events=events)
             )
         time.sleep(delay)
 
@@ -719,8 +746,10 @@ def deregister_revision(lab: Lab, task_definition_arn: str) -> None:
     service = describe_service(lab)
     if arn in {d["taskDefinition"] for d in service["deployments"]}:
         raise ConfigurationError(
-            f"The service still runs {arn.rsplit('/', 1)[-1]}: wait until the rollback is "
-            "over (wait_for_rollback) before deregistering it."
+            _(
+                "The service still runs {revision}: wait until the rollback is "
+                "over (wait_for_rollback) before deregistering it."
+            ).format(revision=arn.rsplit("/", 1)[-1])
         )
     if definition.get("status") != "INACTIVE":
         ecs.deregister_task_definition(taskDefinition=arn)
@@ -790,8 +819,10 @@ def wait_for_rollout(
             report(service, final=True)
             events = "\n".join(e["message"] for e in service["events"][:5])
             raise WaitTimeoutError(
-                f"The service did not reach a steady state within {timeout:.0f} s. "
-                f"Latest events:\n{events}"
+                _(
+                    "The service did not reach a steady state within {timeout:.0f} s. "
+                    "Latest events:\n{events}"
+                ).format(timeout=timeout, events=events)
             )
         time.sleep(delay)
 
@@ -835,17 +866,37 @@ def _roles_were_propagating(lab: Lab, service: dict[str, Any], deployment: dict[
     return True
 
 
+def _check_hint(reason: str) -> str:
+    """What to check for a task's ``reason`` (AWS's text), in the learner's language."""
+    hint = stop_hint(reason)
+    # stop_hint's texts are aws_errors' STOP_HINTS, marked there; _() of a text that is
+    # already in the learner's language leaves it as it is. Never _(""): gettext answers
+    # the catalog's header to an empty message.
+    return _(hint) if hint else ""
+
+
 def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, Any]) -> str:
-    lines = [f"Deployment {deployment['id']} failed: {deployment['rolloutStateReason']}"]
+    # The deployment's id, AWS's reason and the tasks' errors stay as AWS wrote them.
+    lines = [
+        _("Deployment {deployment_id} failed: {reason}").format(
+            deployment_id=deployment["id"], reason=deployment["rolloutStateReason"]
+        )
+    ]
+
+    def check(hint: str) -> str:
+        return "\n  " + _("Check: {hint}").format(hint=hint) if hint else ""
+
     for error in dict.fromkeys(_launch_errors(service, deployment)):
-        hint = stop_hint(error)
-        lines.append(f"- a task failed to launch: {error}" + (f"\n  Check: {hint}" if hint else ""))
+        lines.append(
+            _("- a task failed to launch: {error}").format(error=error) + check(_check_hint(error))
+        )
     for reason in dict.fromkeys(
         t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED", service)
     ):
         if reason:
-            hint = stop_hint(reason)
-            lines.append(f"- a task stopped: {reason}" + (f"\n  Check: {hint}" if hint else ""))
+            lines.append(
+                _("- a task stopped: {reason}").format(reason=reason) + check(_check_hint(reason))
+            )
     return "\n".join(lines)
 
 
@@ -939,7 +990,7 @@ def task_rows(tasks: list[dict[str, Any]]) -> pd.DataFrame:
                 "task_definition": t["taskDefinitionArn"].rsplit("/", 1)[-1],
                 "stop_code": t.get("stopCode", ""),
                 "stopped_reason": reason,
-                "check": stop_hint(reason) if reason else "",
+                "check": _check_hint(reason) if reason else "",
             }
         )
     columns = [
@@ -999,7 +1050,7 @@ def show_stop_reasons(lab: Lab) -> pd.DataFrame:
                 "stop_code": code,
                 "stopped_reason": reason,
                 "zones": ", ".join(sorted(zones)),
-                "check": stop_hint(reason) if reason else "",
+                "check": _check_hint(reason) if reason else "",
             }
             for (code, reason), zones in rows.items()
         ],
@@ -1030,7 +1081,7 @@ def watch_service(lab: Lab, *, seconds: float = 120.0) -> live.Watch:
             [
                 service_text(service),
                 service_table(service).to_string(index=False),
-                tasks[columns].to_string(index=False) if len(tasks) else "(no running task)",
+                tasks[columns].to_string(index=False) if len(tasks) else _("(no running task)"),
                 "\n".join(events),
             ]
         )
@@ -1101,11 +1152,15 @@ def delete_task_definitions(lab: Lab) -> None:
         if answer.get("failures"):
             failure = answer["failures"][0]
             raise AwsError(
-                f"DeleteTaskDefinitions refused {failure.get('arn')}: {failure.get('reason')}",
+                _("DeleteTaskDefinitions refused {arn}: {reason}").format(
+                    arn=failure.get("arn"), reason=failure.get("reason")
+                ),
                 code="ClientException",
                 operation="DeleteTaskDefinitions",
-                hint="Run the teardown cell again; if it is refused again, deregister the "
-                "revision in the ECS console and delete it there.",
+                hint=_(
+                    "Run the teardown cell again; if it is refused again, deregister the "
+                    "revision in the ECS console and delete it there."
+                ),
             )
 
 
@@ -1130,7 +1185,7 @@ def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
     a secret row shows where ECS will fetch the value from). Settings left out show as
     "(not set)"."""
     container = (spec.get("containerDefinitions") or [{}])[0]
-    unset = "(not set)"
+    unset = _("(not set)")
     options = (container.get("logConfiguration") or {}).get("options", {})
     rows = [
         ("family", spec.get("family", unset)),
@@ -1155,8 +1210,10 @@ def show_container_settings(spec: dict[str, Any]) -> pd.DataFrame:
     rows.append(
         (
             "logs",
-            f"{options.get('awslogs-group', unset)} "
-            f"(prefix {options.get('awslogs-stream-prefix', unset)})",
+            _("{group} (prefix {prefix})").format(
+                group=options.get("awslogs-group", unset),
+                prefix=options.get("awslogs-stream-prefix", unset),
+            ),
         )
     )
     return pd.DataFrame(rows, columns=["setting", "value"])

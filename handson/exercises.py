@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from handson import i18n
+from handson.i18n import _
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -34,7 +35,7 @@ def make_exercise(solution: Any) -> Any:
     from nbgrader.preprocessors import ClearSolutions
 
     notebook = copy.deepcopy(solution)
-    notebook, _ = ClearSolutions(enforce_metadata=False).preprocess(notebook, {})
+    notebook, _resources = ClearSolutions(enforce_metadata=False).preprocess(notebook, {})
     for key in _RUN_METADATA:
         notebook.metadata.pop(key, None)
     for cell in notebook.cells:
@@ -104,11 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in stale_exercises(solutions, exercises)
         ]
         for name in stale:
-            print(f"out of date: {name} (run: make exercises)")
+            print(_("out of date: {name} (run: make exercises)").format(name=name))
         return 1 if stale else 0
     for solutions, exercises in editions():
         for path in write_exercises(solutions, exercises):
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(_("wrote {path}").format(path=path.relative_to(ROOT)))
     return 0
 
 

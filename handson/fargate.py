@@ -16,6 +16,7 @@ from typing import Final
 import pandas as pd
 
 from handson.exceptions import FargateSizeError
+from handson.i18n import _
 
 __all__ = [
     "FARGATE_TASK_SIZES",
@@ -105,10 +106,12 @@ def _scaled(value: str | int, what: str, pattern: re.Pattern[str], factor: int) 
 
 def _unreadable(what: str, value: object) -> str:
     if what == "cpu":
-        examples = 'CPU units such as 256 or "1024", or vCPUs such as "1 vCPU" or ".25 vCPU"'
+        examples = _('CPU units such as 256 or "1024", or vCPUs such as "1 vCPU" or ".25 vCPU"')
     else:
-        examples = 'MiB such as 512 or "2048", or GB such as "1GB" or "2 GB"'
-    return f"Cannot read {value!r} as a Fargate {what} value. Write it in {examples}."
+        examples = _('MiB such as 512 or "2048", or GB such as "1GB" or "2 GB"')
+    return _("Cannot read {value!r} as a Fargate {what} value. Write it in {examples}.").format(
+        value=value, what=what, examples=examples
+    )
 
 
 def parse_cpu(value: str | int) -> int:
@@ -129,7 +132,9 @@ def parse_memory(value: str | int) -> int:
 
 def _join_or(values: list[int]) -> str:
     words = [str(v) for v in values]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    if len(words) == 1:
+        return words[0]
+    return _("{values} or {last}").format(values=", ".join(words[:-1]), last=words[-1])
 
 
 def _memory_choices(cpu: int) -> str:
@@ -137,9 +142,12 @@ def _memory_choices(cpu: int) -> str:
     if len(allowed) <= 4:
         return f"{_join_or(allowed)} MiB"
     step = allowed[1] - allowed[0]
-    return (
-        f"any multiple of {step} from {allowed[0]} to {allowed[-1]} MiB "
-        f"({allowed[0] // _MIB_PER_GB} to {allowed[-1] // _MIB_PER_GB} GB)"
+    return _("any multiple of {step} from {low} to {high} MiB ({low_gb} to {high_gb} GB)").format(
+        step=step,
+        low=allowed[0],
+        high=allowed[-1],
+        low_gb=allowed[0] // _MIB_PER_GB,
+        high_gb=allowed[-1] // _MIB_PER_GB,
     )
 
 
@@ -152,19 +160,28 @@ def check_task_size(cpu: str | int, memory: str | int) -> tuple[int, int]:
     if cpu_units not in FARGATE_TASK_SIZES:
         choices = ", ".join(f"{c} ({vcpu_label(c)})" for c in VALID_CPU)
         raise FargateSizeError(
-            f"Fargate has no task size with {cpu_units} CPU units. "
-            f"The cpu value must be one of: {choices}."
+            _(
+                "Fargate has no task size with {cpu} CPU units. "
+                "The cpu value must be one of: {choices}."
+            ).format(cpu=cpu_units, choices=choices)
         )
     memory_mib = parse_memory(memory)
     if memory_mib not in FARGATE_TASK_SIZES[cpu_units]:
-        message = (
-            f"Fargate has no task size with {cpu_units} CPU units and {memory_mib} MiB "
-            f"of memory. With {cpu_units} CPU units ({vcpu_label(cpu_units)}) the memory "
-            f"can be {_memory_choices(cpu_units)}."
+        message = _(
+            "Fargate has no task size with {cpu} CPU units and {memory} MiB "
+            "of memory. With {cpu} CPU units ({vcpu}) the memory "
+            "can be {choices}."
+        ).format(
+            cpu=cpu_units,
+            memory=memory_mib,
+            vcpu=vcpu_label(cpu_units),
+            choices=_memory_choices(cpu_units),
         )
         cpus_for_memory = [c for c, mems in FARGATE_TASK_SIZES.items() if memory_mib in mems]
         if cpus_for_memory:
-            message += f" To keep {memory_mib} MiB, set cpu to {_join_or(cpus_for_memory)}."
+            message += _(" To keep {memory} MiB, set cpu to {cpus}.").format(
+                memory=memory_mib, cpus=_join_or(cpus_for_memory)
+            )
         raise FargateSizeError(message)
     return cpu_units, memory_mib
 
@@ -176,9 +193,8 @@ def explain_size(cpu: str | int, memory: str | int) -> str:
         cpu_units, memory_mib = check_task_size(cpu, memory)
     except FargateSizeError as error:
         return str(error)
-    return (
-        f"{cpu_units} CPU units ({vcpu_label(cpu_units)}) with {memory_mib} MiB is a "
-        "Fargate task size."
+    return _("{cpu} CPU units ({vcpu}) with {memory} MiB is a Fargate task size.").format(
+        cpu=cpu_units, vcpu=vcpu_label(cpu_units), memory=memory_mib
     )
 
 

@@ -55,6 +55,7 @@ from handson.exceptions import (
     NotFoundError,
     WaitTimeoutError,
 )
+from handson.i18n import N_, _
 from handson.network.security import _permission_keys, _security_groups
 from handson.network.vpc import _require_vpc
 
@@ -112,97 +113,149 @@ class Fault:
     repair: str
 
 
-RESTART: Final = (
-    " Then restart the service: handson.ecs.restart_service(lab) and "
-    "handson.ecs.wait_for_rollout(lab)."
-)
-
+# A fault's texts are messages of the catalog (N_(): shown with _()). Each repair ends with
+# the same sentence, " Then restart the service: ...", written out: Babel reads literals only.
 FAULTS: Final[dict[str, Fault]] = {
     "image-tag": Fault(
         name="image-tag",
-        title="the image tag is not in ECR",
-        repaired_when="the task definition's image tag is in ECR",
-        symptom="New tasks stop with CannotPullContainerError: ... failed to resolve ref "
-        "<repository>:latest: not found; the service has no running task and the ALB "
-        "answers 503.",
-        look_at="handson.ecs.show_stopped_tasks(lab), handson.registry.show_images(lab)",
-        repair="Push the image again: handson.registry.push_image(lab)." + RESTART,
+        title=N_("the image tag is not in ECR"),
+        repaired_when=N_("the task definition's image tag is in ECR"),
+        symptom=N_(
+            "New tasks stop with CannotPullContainerError: ... failed to resolve ref "
+            "<repository>:latest: not found; the service has no running task and the ALB "
+            "answers 503."
+        ),
+        look_at=N_("handson.ecs.show_stopped_tasks(lab), handson.registry.show_images(lab)"),
+        repair=N_(
+            "Push the image again: handson.registry.push_image(lab)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "secret-policy": Fault(
         name="secret-policy",
-        title="the execution role may not read the DB secret",
-        repaired_when="the execution role may read the DB secret",
-        symptom="New tasks stop with ResourceInitializationError: unable to pull secrets or "
-        "registry auth ... AccessDeniedException ... is not authorized to perform: "
-        "secretsmanager:GetSecretValue.",
-        look_at="handson.ecs.show_stopped_tasks(lab), handson.iam.show_roles(lab)",
-        repair="Put the execution role's inline policy back: "
-        "handson.iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)."
-        + RESTART,
+        title=N_("the execution role may not read the DB secret"),
+        repaired_when=N_("the execution role may read the DB secret"),
+        symptom=N_(
+            "New tasks stop with ResourceInitializationError: unable to pull secrets or "
+            "registry auth ... AccessDeniedException ... is not authorized to perform: "
+            "secretsmanager:GetSecretValue."
+        ),
+        look_at=N_("handson.ecs.show_stopped_tasks(lab), handson.iam.show_roles(lab)"),
+        repair=N_(
+            "Put the execution role's inline policy back: "
+            "handson.iam.ensure_execution_secret_policy(lab, secret_arn=pre.database.secret_arn)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "health-check-path": Fault(
         name="health-check-path",
-        title="the target group checks the wrong path",
-        repaired_when="the target group checks GET /health",
-        symptom="Targets turn unhealthy with Target.ResponseCodeMismatch (Health checks failed "
-        "with these codes: [404]); ECS stops them (Task failed ELB health checks) and "
-        "starts new ones, again and again.",
-        look_at="handson.loadbalancer.show_target_health(lab), "
-        "handson.ecs.show_service_events(lab)",
-        repair="Put the chapter's health check back on the target group (GET /health on the "
-        "traffic port): handson.loadbalancer.ensure_target_group(lab, "
-        "vpc_id=pre.network.vpc_id)." + RESTART,
+        title=N_("the target group checks the wrong path"),
+        repaired_when=N_("the target group checks GET /health"),
+        symptom=N_(
+            "Targets turn unhealthy with Target.ResponseCodeMismatch (Health checks failed "
+            "with these codes: [404]); ECS stops them (Task failed ELB health checks) and "
+            "starts new ones, again and again."
+        ),
+        look_at=N_(
+            "handson.loadbalancer.show_target_health(lab), handson.ecs.show_service_events(lab)"
+        ),
+        repair=N_(
+            "Put the chapter's health check back on the target group (GET /health on the "
+            "traffic port): handson.loadbalancer.ensure_target_group(lab, "
+            "vpc_id=pre.network.vpc_id)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "container-port": Fault(
         name="container-port",
-        title="the target group checks a port the container does not listen on",
-        repaired_when="the target group checks the traffic port (3000)",
-        symptom="Targets turn unhealthy with Target.FailedHealthChecks (Health checks failed): "
-        "nothing answers on the health check port; ECS stops them (Task failed ELB health "
-        "checks) and starts new ones, again and again.",
-        look_at="handson.loadbalancer.show_target_health(lab) (the port column), "
-        "handson.ecs.show_service_events(lab)",
-        repair="Check the traffic port (3000, the container's) again: "
-        "handson.loadbalancer.ensure_target_group(lab, vpc_id=pre.network.vpc_id)." + RESTART,
+        title=N_("the target group checks a port the container does not listen on"),
+        repaired_when=N_("the target group checks the traffic port (3000)"),
+        symptom=N_(
+            "Targets turn unhealthy with Target.FailedHealthChecks (Health checks failed): "
+            "nothing answers on the health check port; ECS stops them (Task failed ELB health "
+            "checks) and starts new ones, again and again."
+        ),
+        look_at=N_(
+            "handson.loadbalancer.show_target_health(lab) (the port column), "
+            "handson.ecs.show_service_events(lab)"
+        ),
+        repair=N_(
+            "Check the traffic port (3000, the container's) again: "
+            "handson.loadbalancer.ensure_target_group(lab, vpc_id=pre.network.vpc_id)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "nat-route": Fault(
         name="nat-route",
-        title="a private subnet has no route to the NAT gateway",
-        repaired_when="every private route table sends 0.0.0.0/0 to a NAT gateway",
-        symptom="Tasks in one private subnet stop with ResourceInitializationError: ... There "
-        "is a connection issue between the task and Amazon ECR ... i/o timeout; tasks in the "
-        "other zone run.",
-        look_at="handson.ecs.show_stopped_tasks(lab) (the availability_zone column), "
-        "handson.network.show_network(lab) (the route tables)",
-        repair="Give the private route tables their 0.0.0.0/0 route to the NAT gateways "
-        "again: handson.network.ensure_nat_gateways(lab, enabled=True)." + RESTART,
+        title=N_("a private subnet has no route to the NAT gateway"),
+        repaired_when=N_("every private route table sends 0.0.0.0/0 to a NAT gateway"),
+        symptom=N_(
+            "Tasks in one private subnet stop with ResourceInitializationError: ... There "
+            "is a connection issue between the task and Amazon ECR ... i/o timeout; tasks in the "
+            "other zone run."
+        ),
+        look_at=N_(
+            "handson.ecs.show_stopped_tasks(lab) (the availability_zone column), "
+            "handson.network.show_network(lab) (the route tables)"
+        ),
+        repair=N_(
+            "Give the private route tables their 0.0.0.0/0 route to the NAT gateways "
+            "again: handson.network.ensure_nat_gateways(lab, enabled=True)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "out-of-memory": Fault(
         name="out-of-memory",
-        title="the app container's memory limit is below what the app uses, and the "
-        "deployment does not roll back",
-        repaired_when=f"the service's revision gives the app container no memory limit or "
-        f"at least {ENOUGH_MEMORY_MIB} MiB, and the circuit breaker rolls back",
-        symptom="New tasks stop with Essential container in task exited; the container "
-        "says OutOfMemoryError: Container killed due to memory usage (exit code 137); the "
-        "deployment fails and is not rolled back.",
-        look_at="handson.ecs.show_stopped_tasks(lab), handson.ecs.show_stop_reasons(lab), "
-        "handson.ecs.show_service(lab) (the task definition and deployments)",
-        repair="Register a revision without the container memory limit (the chapter sets "
-        "only the task's 512 MiB) and deploy it with the circuit breaker's rollback on: "
-        "handson.faults.restore_memory(lab)." + RESTART,
+        title=N_(
+            "the app container's memory limit is below what the app uses, and the "
+            "deployment does not roll back"
+        ),
+        # 128 is ENOUGH_MEMORY_MIB, written out: a message of the catalog is a literal.
+        repaired_when=N_(
+            "the service's revision gives the app container no memory limit or "
+            "at least 128 MiB, and the circuit breaker rolls back"
+        ),
+        symptom=N_(
+            "New tasks stop with Essential container in task exited; the container "
+            "says OutOfMemoryError: Container killed due to memory usage (exit code 137); the "
+            "deployment fails and is not rolled back."
+        ),
+        look_at=N_(
+            "handson.ecs.show_stopped_tasks(lab), handson.ecs.show_stop_reasons(lab), "
+            "handson.ecs.show_service(lab) (the task definition and deployments)"
+        ),
+        repair=N_(
+            "Register a revision without the container memory limit (the chapter sets "
+            "only the task's 512 MiB) and deploy it with the circuit breaker's rollback on: "
+            "handson.faults.restore_memory(lab)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
     "alb-rule": Fault(
         name="alb-rule",
-        title="the ECS tasks' security group no longer lets the ALB in on port 3000",
-        repaired_when="the ECS tasks' security group allows port 3000 from the ALB's group",
-        symptom="Targets turn unhealthy with Target.Timeout (Request timed out): the ALB's "
-        "health checks get no answer; ECS stops them (Task failed ELB health checks) and "
-        "starts new ones, again and again; requests through the ALB end in 504.",
-        look_at="handson.loadbalancer.show_target_health(lab), "
-        "handson.network.show_network(lab) (the security groups' inbound rules)",
-        repair="Put the chapter's security-group rules back: "
-        "handson.network.ensure_security_groups(lab)." + RESTART,
+        title=N_("the ECS tasks' security group no longer lets the ALB in on port 3000"),
+        repaired_when=N_("the ECS tasks' security group allows port 3000 from the ALB's group"),
+        symptom=N_(
+            "Targets turn unhealthy with Target.Timeout (Request timed out): the ALB's "
+            "health checks get no answer; ECS stops them (Task failed ELB health checks) and "
+            "starts new ones, again and again; requests through the ALB end in 504."
+        ),
+        look_at=N_(
+            "handson.loadbalancer.show_target_health(lab), "
+            "handson.network.show_network(lab) (the security groups' inbound rules)"
+        ),
+        repair=N_(
+            "Put the chapter's security-group rules back: "
+            "handson.network.ensure_security_groups(lab)."
+            " Then restart the service: handson.ecs.restart_service(lab) and "
+            "handson.ecs.wait_for_rollout(lab)."
+        ),
     ),
 }
 
@@ -224,10 +277,10 @@ class AppliedFault:
 
     def __repr__(self) -> str:
         # The notebook shows this after apply(): it doesn't give the answer away.
-        return (
-            f"A fault was applied to {self.service} at {self.applied_at}. Find out what AWS "
+        return _(
+            "A fault was applied to {service} at {applied_at}. Find out what AWS "
             "says is wrong (stuck? handson.faults.show_fault(lab) names it)."
-        )
+        ).format(service=self.service, applied_at=self.applied_at)
 
 
 @dataclass(frozen=True)
@@ -277,8 +330,10 @@ def pick(student: str) -> str:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or name not in FAULTS:
         raise ConfigurationError(
-            f"fault={name!r} is not one of the lab's faults: {', '.join(FAULTS)} "
-            "(or None for the student's own)."
+            _(
+                "fault={name!r} is not one of the lab's faults: {faults} "
+                "(or None for the student's own)."
+            ).format(name=name, faults=", ".join(FAULTS))
         )
     return name
 
@@ -317,10 +372,12 @@ def _service_image(lab: Lab, service: dict[str, Any]) -> tuple[str, str]:
     path = image.split("/", 1)[-1]
     if "@" in path:
         raise ConfigurationError(
-            f"The service runs {image}, pinned by digest: the image-tag fault needs a tag "
-            "(the chapter's :latest)."
+            _(
+                "The service runs {image}, pinned by digest: the image-tag fault needs a tag "
+                "(the chapter's :latest)."
+            ).format(image=image)
         )
-    repository, _, tag = path.partition(":")
+    repository, _colon, tag = path.partition(":")
     return repository, tag or "latest"
 
 
@@ -328,10 +385,10 @@ def _target_group_arn(service: dict[str, Any]) -> str:
     balancers = service.get("loadBalancers") or []
     if not balancers:
         raise NotFoundError(
-            f"The service {service['serviceName']} has no target group.",
+            _("The service {service} has no target group.").format(service=service["serviceName"]),
             code="TargetGroupNotFound",
             operation="DescribeServices",
-            hint="Create the service of chapter 7 behind the ALB (exercise 3).",
+            hint=_("Create the service of chapter 7 behind the ALB (exercise 3)."),
         )
     return str(balancers[0]["targetGroupArn"])
 
@@ -400,10 +457,10 @@ def _break_nat_route(lab: Lab, service: dict[str, Any]) -> bool:
     name, table = _private_route_tables(lab)[NAT_ROUTE_ZONE_INDEX]
     if table is None:
         raise NotFoundError(
-            f"The route table {name} doesn't exist.",
+            _("The route table {name} doesn't exist.").format(name=name),
             code="InvalidRouteTableID.NotFound",
             operation="DescribeRouteTables",
-            hint=network.NOT_BUILT_HINT,
+            hint=_(network.NOT_BUILT_HINT),  # marked where handson.network defines it
         )
     if _nat_route(table) is None:
         return False
@@ -431,7 +488,7 @@ def _rolls_back(service: dict[str, Any]) -> bool:
 
 
 def _break_out_of_memory(lab: Lab, service: dict[str, Any]) -> bool:
-    _, app = _app_container(lab, service)
+    _revision, app = _app_container(lab, service)
     if app.get("memory") == STARVED_MEMORY_MIB and not _rolls_back(service):
         return False
     spec = ecs.spec_from_latest(lab)
@@ -455,10 +512,12 @@ def _alb_rule(lab: Lab) -> tuple[str, str, bool]:
     ecs_group, alb_group = groups.get(lab.name("ecs-sg")), groups.get(lab.name("alb-sg"))
     if ecs_group is None or alb_group is None:
         raise NotFoundError(
-            f"The security groups {lab.name('alb-sg')} and {lab.name('ecs-sg')} don't exist.",
+            _("The security groups {alb_group} and {ecs_group} don't exist.").format(
+                alb_group=lab.name("alb-sg"), ecs_group=lab.name("ecs-sg")
+            ),
             code="InvalidGroup.NotFound",
             operation="DescribeSecurityGroups",
-            hint=network.NOT_BUILT_HINT,
+            hint=_(network.NOT_BUILT_HINT),  # marked where handson.network defines it
         )
     port = loadbalancer.TARGET_PORT
     keys = _permission_keys(ecs_group.get("IpPermissions", []))
@@ -539,26 +598,38 @@ def apply(lab: Lab, name: str | None = None) -> AppliedFault:
         service = ecs.describe_service(lab)
     except NotFoundError as error:
         raise NotFoundError(
-            f"There is no service to break yet: {error.message}",
+            _("There is no service to break yet: {message}").format(message=error.message),
             code=error.code,
             operation=error.operation,
-            hint="Deploy chapter 7 first (notebook 07, or exercises 1-3) and wait until it "
-            "is steady.",
+            hint=_(
+                "Deploy chapter 7 first (notebook 07, or exercises 1-3) and wait until it "
+                "is steady."
+            ),
         ) from error
     before = _record(lab, service)
     if before is not None and before.name != name and not repaired(lab, before.name).repaired:
         raise ConfigurationError(
-            f"Another fault ({before.name}) is applied and not repaired yet: repair it first "
-            "(handson.faults.repair(lab), then handson.ecs.restart_service(lab)), or run "
-            f"apply(lab, {before.name!r}) again."
+            _(
+                "Another fault ({fault}) is applied and not repaired yet: repair it first "
+                "(handson.faults.repair(lab), then handson.ecs.restart_service(lab)), or run "
+                "apply(lab, {fault!r}) again."
+            ).format(fault=before.name)
         )
     if (before is None or before.name != name) and not _working(service):
         raise DeploymentError(
-            f"The service {service['serviceName']} isn't working yet "
-            f"({len(service['deployments'])} deployment(s), rollout "
-            f"{service['deployments'][0].get('rolloutState')}, {service['runningCount']} of "
-            f"{service['desiredCount']} tasks running): the lab breaks a working deployment. "
-            "Wait for it (handson.ecs.wait_for_rollout(lab)) and run this cell again."
+            _(
+                "The service {service} isn't working yet "
+                "({deployments} deployment(s), rollout "
+                "{state}, {running} of "
+                "{desired} tasks running): the lab breaks a working deployment. "
+                "Wait for it (handson.ecs.wait_for_rollout(lab)) and run this cell again."
+            ).format(
+                service=service["serviceName"],
+                deployments=len(service["deployments"]),
+                state=service["deployments"][0].get("rolloutState"),
+                running=service["runningCount"],
+                desired=service["desiredCount"],
+            )
         )
     changed = BREAKS[name](lab, service)
     applied_at = before.applied_at if before is not None and before.name == name else ""
@@ -583,9 +654,17 @@ def _repaired_image_tag(lab: Lab, service: dict[str, Any]) -> Repair:
     except ClientError as error:
         if error.response["Error"]["Code"] not in ("ImageNotFoundException",):
             raise
-        return Repair(False, f"{repository}:{tag} is not in ECR", FAULTS["image-tag"].repair)
+        return Repair(
+            False,
+            _("{image} is not in ECR").format(image=f"{repository}:{tag}"),
+            _(FAULTS["image-tag"].repair),
+        )
     digest = found["imageDetails"][0]["imageDigest"]
-    return Repair(True, f"{repository}:{tag} is in ECR ({digest[:19]})", "")
+    return Repair(
+        True,
+        _("{image} is in ECR ({digest})").format(image=f"{repository}:{tag}", digest=digest[:19]),
+        "",
+    )
 
 
 def _allows(statement: dict[str, Any], action: str, resource: str) -> bool:
@@ -612,12 +691,18 @@ def _repaired_secret_policy(lab: Lab, service: dict[str, Any]) -> Repair:
             allowing.append(policy)
     if allowing:
         return Repair(
-            True, f"{role} may read the DB secret (inline policy {', '.join(allowing)})", ""
+            True,
+            _("{role} may read the DB secret (inline policy {policies})").format(
+                role=role, policies=", ".join(allowing)
+            ),
+            "",
         )
     return Repair(
         False,
-        f"no inline policy of {role} allows secretsmanager:GetSecretValue on the DB secret",
-        FAULTS["secret-policy"].repair,
+        _(
+            "no inline policy of {role} allows secretsmanager:GetSecretValue on the DB secret"
+        ).format(role=role),
+        _(FAULTS["secret-policy"].repair),
     )
 
 
@@ -627,7 +712,7 @@ def _repaired_health_check(lab: Lab, service: dict[str, Any], key: str, fault: s
     good = {loadbalancer.HEALTH_CHECK[key]}
     if key == "HealthCheckPort":
         good.add(str(loadbalancer.TARGET_PORT))
-    return Repair(value in good, f"{key} {value}", "" if value in good else FAULTS[fault].repair)
+    return Repair(value in good, f"{key} {value}", "" if value in good else _(FAULTS[fault].repair))
 
 
 def _repaired_nat_route(lab: Lab, service: dict[str, Any]) -> Repair:
@@ -636,13 +721,15 @@ def _repaired_nat_route(lab: Lab, service: dict[str, Any]) -> Repair:
         route = None if table is None else _nat_route(table)
         if route is None or route.get("State", "active") != "active":
             ok = False
-            state = "no route table" if table is None else "no 0.0.0.0/0 route to a NAT gateway"
+            state = (
+                _("no route table") if table is None else _("no 0.0.0.0/0 route to a NAT gateway")
+            )
             if route is not None:
                 state = f"0.0.0.0/0 -> {route['NatGatewayId']} ({route.get('State')})"
             parts.append(f"{name}: {state}")
         else:
             parts.append(f"{name}: 0.0.0.0/0 -> {route['NatGatewayId']}")
-    return Repair(ok, "; ".join(parts), "" if ok else FAULTS["nat-route"].repair)
+    return Repair(ok, "; ".join(parts), "" if ok else _(FAULTS["nat-route"].repair))
 
 
 def _repaired_out_of_memory(lab: Lab, service: dict[str, Any]) -> Repair:
@@ -650,19 +737,24 @@ def _repaired_out_of_memory(lab: Lab, service: dict[str, Any]) -> Repair:
     limit = app.get("memory")
     enough = limit is None or int(limit) >= ENOUGH_MEMORY_MIB
     rollback = _rolls_back(service)
-    saw = (
-        f"{revision}: container memory {'not set' if limit is None else f'{limit} MiB'}; "
-        f"circuit breaker rollback {'on' if rollback else 'off'}"
+    saw = _("{revision}: container memory {memory}; circuit breaker rollback {rollback}").format(
+        revision=revision,
+        memory=_("not set") if limit is None else f"{limit} MiB",
+        rollback=_("on") if rollback else _("off"),
     )
     ok = enough and rollback
-    return Repair(ok, saw, "" if ok else FAULTS["out-of-memory"].repair)
+    return Repair(ok, saw, "" if ok else _(FAULTS["out-of-memory"].repair))
 
 
 def _repaired_alb_rule(lab: Lab, service: dict[str, Any]) -> Repair:
     ecs_group, alb_group, allowed = _alb_rule(lab)
     port = loadbalancer.TARGET_PORT
-    saw = f"{ecs_group} {'allows' if allowed else 'does not allow'} tcp {port} from {alb_group}"
-    return Repair(allowed, saw, "" if allowed else FAULTS["alb-rule"].repair)
+    if allowed:
+        saw = _("{ecs_group} allows tcp {port} from {alb_group}")
+    else:
+        saw = _("{ecs_group} does not allow tcp {port} from {alb_group}")
+    saw = saw.format(ecs_group=ecs_group, port=port, alb_group=alb_group)
+    return Repair(allowed, saw, "" if allowed else _(FAULTS["alb-rule"].repair))
 
 
 REPAIRED: Final[dict[str, Callable[[Lab, dict[str, Any]], Repair]]] = {
@@ -693,7 +785,7 @@ def repaired(lab: Lab, name: str | None = None) -> Repair:
     if name is None:
         record = _record(lab, service)
         if record is None:
-            return Repair(False, "no fault applied", "Apply one: handson.faults.apply(lab).")
+            return Repair(False, _("no fault applied"), _("Apply one: handson.faults.apply(lab)."))
         name = record.name
     return REPAIRED[_check_name(name)](lab, service)
 
@@ -737,14 +829,21 @@ def _failed_tasks(
             or out_of_memory
         ):
             failed.append((when, task))
-    return [task for _, task in sorted(failed, key=lambda pair: pair[0], reverse=True)]
+    return [task for _when, task in sorted(failed, key=lambda pair: pair[0], reverse=True)]
 
 
 def _unhealthy_targets(lab: Lab, service: dict[str, Any]) -> list[str]:
     found = lab.client("elbv2").describe_target_health(TargetGroupArn=_target_group_arn(service))
+    # The target, its port, AWS's reason code and description stay as AWS wrote them.
     return [
-        f"target {d['Target']['Id']} (health check port {d.get('HealthCheckPort')}) is "
-        f"unhealthy: {d['TargetHealth'].get('Reason')} ({d['TargetHealth'].get('Description')})"
+        _(
+            "target {target} (health check port {port}) is unhealthy: {reason} ({description})"
+        ).format(
+            target=d["Target"]["Id"],
+            port=d.get("HealthCheckPort"),
+            reason=d["TargetHealth"].get("Reason"),
+            description=d["TargetHealth"].get("Description"),
+        )
         for d in found["TargetHealthDescriptions"]
         if d["TargetHealth"].get("State") == "unhealthy"
     ]
@@ -757,9 +856,11 @@ def _symptom(lab: Lab, service: dict[str, Any], record: AppliedFault) -> str:
     failed = _failed_tasks(lab, service, _since(record.applied_at))
     if not failed:
         return ""
-    said = f"a task stopped: {failed[0].get('stoppedReason', '')}"
+    said = _("a task stopped: {reason}").format(reason=failed[0].get("stoppedReason", ""))
     containers = [
-        f"container {c['name']}: {c['reason']}, exit code {c.get('exitCode')}"
+        _("container {name}: {reason}, exit code {code}").format(
+            name=c["name"], reason=c["reason"], code=c.get("exitCode")
+        )
         for c in failed[0].get("containers", [])
         if str(c.get("reason", "")).startswith(OOM_REASON)
     ]
@@ -788,8 +889,10 @@ def wait_for_symptom(lab: Lab, *, timeout: float = 900.0, poll: float = 2.0) -> 
             return found
         if time.monotonic() > deadline:
             raise WaitTimeoutError(
-                f"AWS reported nothing wrong within {timeout:.0f} s: was a fault applied "
-                "(handson.faults.apply(lab))? Look at handson.ecs.show_service_events(lab)."
+                _(
+                    "AWS reported nothing wrong within {timeout:.0f} s: was a fault applied "
+                    "(handson.faults.apply(lab))? Look at handson.ecs.show_service_events(lab)."
+                ).format(timeout=timeout)
             )
         time.sleep(poll)
 
@@ -890,7 +993,7 @@ def repair(lab: Lab, name: str | None = None) -> str:
         record = applied(lab)
         if record is None:
             raise ConfigurationError(
-                "No fault is applied to the service: there is nothing to repair."
+                _("No fault is applied to the service: there is nothing to repair.")
             )
         name = record.name
     return FIXES[_check_name(name)](lab)
@@ -909,16 +1012,17 @@ def show_fault(lab: Lab) -> pd.DataFrame:
     found = assess(lab)
     columns = ["item", "value"]
     if found.applied is None or found.state is None or found.fault is None:
-        return pd.DataFrame([("fault", "(none applied)")], columns=columns)
+        return pd.DataFrame([(_("fault"), _("(none applied)"))], columns=columns)
     fault, state = found.fault, found.state
+    answer = _("yes") if state.repaired else _("no")
     rows = [
-        ("fault", fault.name),
-        ("what is wrong", fault.title),
-        ("applied at (UTC)", found.applied.applied_at),
-        ("what you will see", fault.symptom),
-        ("where to look", fault.look_at),
-        ("latest failure AWS reported", found.symptom or "(none yet)"),
-        ("repair", fault.repair),
-        ("repaired", f"{'yes' if state.repaired else 'no'}: {state.saw}"),
+        (_("fault"), fault.name),
+        (_("what is wrong"), _(fault.title)),
+        (_("applied at (UTC)"), found.applied.applied_at),
+        (_("what you will see"), _(fault.symptom)),
+        (_("where to look"), _(fault.look_at)),
+        (_("latest failure AWS reported"), found.symptom or _("(none yet)")),
+        (_("repair"), _(fault.repair)),
+        (_("repaired"), f"{answer}: {state.saw}"),
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -31,7 +31,9 @@ def language(lang: str | None = None, env: Mapping[str, str] | None = None) -> s
     if chosen not in LANGUAGES:
         where = f"lang={lang!r}" if lang is not None else f"{LANG_ENV}={value!r}"
         raise ConfigurationError(
-            f"{where} is not a language of the kit; use one of {', '.join(LANGUAGES)}."
+            _("{where} is not a language of the kit; use one of {languages}.").format(
+                where=where, languages=", ".join(LANGUAGES)
+            )
         )
     return chosen
 
@@ -44,6 +46,19 @@ def use(lang: str) -> None:
 
 
 def _(message: str) -> str:
-    """``message`` in the learner's language (itself when there is no translation)."""
-    translations = _current.get("translations")
-    return message if translations is None else translations.gettext(message)
+    """``message`` in the learner's language (itself when there is no translation): the
+    language ``connect`` chose, else ``HANDSON_LANG``'s (English if it names none)."""
+    if "translations" not in _current:
+        _current["translations"] = gettext.NullTranslations()  # English while it looks
+        try:
+            use(language())
+        except ConfigurationError:  # a bad HANDSON_LANG: connect() says so; English till then
+            pass
+    return _current["translations"].gettext(message)
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's own name for it)
+    """Mark ``message`` for the catalog where it is defined (a table of hints, say) and
+    return it as it is: it is put into the learner's language with ``_()`` where it is
+    shown, when the language is known."""
+    return message

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, NotFoundError
+from handson.i18n import _
 
 __all__ = [
     "EXECUTION_MANAGED_POLICY_ARN",
@@ -58,7 +59,11 @@ def _task_role_name(lab: Lab) -> str:
 
 def _check_arn(value: str, *, label: str, marker: str, example: str) -> None:
     if not (isinstance(value, str) and value.startswith("arn:") and marker in value):
-        raise ConfigurationError(f"{label}={value!r} is not an ARN like {example!r}.")
+        raise ConfigurationError(
+            _("{label}={value!r} is not an ARN like {example!r}.").format(
+                label=label, value=value, example=example
+            )
+        )
 
 
 def _get_role(lab: Lab, name: str) -> dict[str, Any] | None:
@@ -229,10 +234,10 @@ def get_role_arn(lab: Lab, suffix: str) -> str:
     role = _get_role(lab, name)
     if role is None:
         raise NotFoundError(
-            f"The IAM role {name} doesn't exist.",
+            _("The IAM role {name} doesn't exist.").format(name=name),
             code="NoSuchEntity",
             operation="GetRole",
-            hint="Run notebook 00 (chapters 1-6) first.",
+            hint=_("Run notebook 00 (chapters 1-6) first."),
         )
     return str(role["Arn"])
 

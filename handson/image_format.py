@@ -29,6 +29,8 @@ from dockerfile_parse import DockerfileParser
 from dockerfile_parse.parser import image_from
 from dockerfile_parse.util import WordSplitter
 
+from handson.i18n import _
+
 __all__ = [
     "ANNOTATION_CONFIG",
     "ANNOTATION_CONTEXT",
@@ -217,8 +219,10 @@ def parse_dockerfile(
     dockerfile = path / "Dockerfile" if path.is_dir() else path
     if not dockerfile.is_file():
         raise ValueError(
-            f"No Dockerfile at {dockerfile}. Pass the build context directory that contains "
-            "the Dockerfile, or the Dockerfile itself."
+            _(
+                "No Dockerfile at {dockerfile}. Pass the build context directory that contains "
+                "the Dockerfile, or the Dockerfile itself."
+            ).format(dockerfile=dockerfile)
         )
     # fileobj, not path: DockerfileParser only accepts files literally named "Dockerfile".
     parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.read_bytes()))
@@ -242,17 +246,27 @@ def parse_dockerfile(
                 for name, default in _arg_declarations(value, global_args, where):
                     global_args[name] = overrides.get(name, default or "")
             else:
-                raise ValueError(f"{where}: {kind} before the first FROM")
+                raise ValueError(
+                    _("{where}: {instruction} before the first FROM").format(
+                        where=where, instruction=kind
+                    )
+                )
         else:
             _apply(stage, kind, value, overrides, global_args, where)
 
     if stage is None:
-        raise ValueError(f"{dockerfile}: no FROM instruction; this is not a Dockerfile")
+        raise ValueError(
+            _("{dockerfile}: no FROM instruction; this is not a Dockerfile").format(
+                dockerfile=dockerfile
+            )
+        )
     if not stage.entrypoint and not stage.cmd:
         raise ValueError(
-            f"{dockerfile}: the final stage (FROM {stage.base}) has no CMD or ENTRYPOINT. "
-            "The sandbox cannot read the base image's default command without Docker; add "
-            'one, e.g. CMD ["python", "main.py"].'
+            _(
+                "{dockerfile}: the final stage (FROM {base}) has no CMD or ENTRYPOINT. "
+                "The sandbox cannot read the base image's default command without Docker; add "
+                'one, e.g. CMD ["python", "main.py"].'
+            ).format(dockerfile=dockerfile, base=stage.base)
         )
     return ImageConfig(
         entrypoint=stage.entrypoint,
@@ -275,7 +289,7 @@ def _start_stage(
 ) -> _Stage:
     image, name = image_from(value)
     if image is None:
-        raise ValueError(f"{where}: FROM needs an image")
+        raise ValueError(_("{where}: FROM needs an image").format(where=where))
     image = _expand(image, global_args)
     lowered = image.lower()
     # FROM <earlier stage name or index> builds on that stage (multi-stage builds).
@@ -319,7 +333,11 @@ def _apply(
     elif kind == "SHELL":
         shell = _exec_form(value)
         if not shell:
-            raise ValueError(f'{where}: SHELL needs the JSON form, e.g. ["/bin/bash", "-c"]')
+            raise ValueError(
+                _('{where}: SHELL needs the JSON form, e.g. ["/bin/bash", "-c"]').format(
+                    where=where
+                )
+            )
         stage.shell = shell
     elif kind == "CMD":
         stage.cmd = _command(value, stage.shell)
@@ -368,7 +386,7 @@ def _arg_declarations(
         name, sep, default = word.partition("=")
         name = _expand(name, {})
         if not name:
-            raise ValueError(f"{where}: ARG needs a name")
+            raise ValueError(_("{where}: ARG needs a name").format(where=where))
         declarations.append((name, _expand(default, variables) if sep else None))
     return declarations
 
@@ -377,18 +395,24 @@ def _key_values(value: str, variables: Mapping[str, str], where: str) -> dict[st
     """ENV/LABEL in both syntaxes: ``KEY=value ...`` and the legacy ``KEY value words``."""
     words = _words(value)
     if not words:
-        raise ValueError(f"{where}: missing KEY=value")
+        raise ValueError(_("{where}: missing KEY=value").format(where=where))
     if "=" not in words[0]:
         key, *tail = re.split(r"\s+", value.strip(), maxsplit=1)
         rest = tail[0] if tail else ""
         if not rest.strip():
-            raise ValueError(f"{where}: {key} needs a value (KEY=value or KEY value)")
+            raise ValueError(
+                _("{where}: {key} needs a value (KEY=value or KEY value)").format(
+                    where=where, key=key
+                )
+            )
         return {_expand(key, variables): _expand(rest.strip(), variables)}
     pairs: dict[str, str] = {}
     for word in words:
         key, sep, raw = word.partition("=")
         if not sep or not key:
-            raise ValueError(f"{where}: expected KEY=value, got {word!r}")
+            raise ValueError(
+                _("{where}: expected KEY=value, got {word!r}").format(where=where, word=word)
+            )
         pairs[_expand(key, variables)] = _expand(raw, variables)
     return pairs
 
@@ -396,11 +420,17 @@ def _key_values(value: str, variables: Mapping[str, str], where: str) -> dict[st
 def _exposed_ports(spec: str, where: str) -> list[int]:
     match = re.fullmatch(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?", spec.lower())
     if not match:
-        raise ValueError(f"{where}: invalid EXPOSE value {spec!r} (expected e.g. 3000/tcp)")
+        raise ValueError(
+            _("{where}: invalid EXPOSE value {spec!r} (expected e.g. 3000/tcp)").format(
+                where=where, spec=spec
+            )
+        )
     first = int(match.group(1))
     last = int(match.group(2) or first)
     if not 1 <= first <= last <= 65535:
-        raise ValueError(f"{where}: invalid EXPOSE port range {spec!r}")
+        raise ValueError(
+            _("{where}: invalid EXPOSE port range {spec!r}").format(where=where, spec=spec)
+        )
     # Only TCP ports matter: the sandbox routes HTTP, and an ALB target is TCP.
     if (match.group(3) or "tcp") != "tcp":
         return []
@@ -416,12 +446,16 @@ def _duration(text: str, flag: str, where: str) -> float:
     if text == "0":
         return 0.0
     if not text:
-        raise ValueError(f"{where}: --{flag} needs a duration")
+        raise ValueError(_("{where}: --{flag} needs a duration").format(where=where, flag=flag))
     pos, total = 0, 0.0
     while pos < len(text):
         part = _DURATION_PART.match(text, pos)
         if part is None:
-            raise ValueError(f"{where}: --{flag}={text} is not a duration like 30s or 1m30s")
+            raise ValueError(
+                _("{where}: --{flag}={text} is not a duration like 30s or 1m30s").format(
+                    where=where, flag=flag, text=text
+                )
+            )
         total += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
         pos = part.end()
     return round(total, 9)
@@ -433,14 +467,18 @@ def _healthcheck(value: str, where: str) -> dict[str, Any] | None:
     while rest.startswith("--"):
         flag_match = re.match(r"--([a-z-]+)=(\S*)\s*", rest)
         if flag_match is None:
-            raise ValueError(f"{where}: HEALTHCHECK flags take the form --name=value")
+            raise ValueError(
+                _("{where}: HEALTHCHECK flags take the form --name=value").format(where=where)
+            )
         options[flag_match.group(1)] = flag_match.group(2)
         rest = rest[flag_match.end() :]
-    keyword, _, command = rest.partition(" ")
+    keyword, _space, command = rest.partition(" ")
     if keyword.upper() == "NONE":
         return None  # disables any check inherited from the base image
     if keyword.upper() != "CMD" or not command.strip():
-        raise ValueError(f"{where}: HEALTHCHECK must be NONE or [OPTIONS] CMD <command>")
+        raise ValueError(
+            _("{where}: HEALTHCHECK must be NONE or [OPTIONS] CMD <command>").format(where=where)
+        )
     exec_form = _exec_form(command)
     # Shell form is stored as CMD-SHELL; Docker runs it with the image's SHELL at check time.
     test = ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", command.strip()]
@@ -452,11 +490,19 @@ def _healthcheck(value: str, where: str) -> dict[str, Any] | None:
     try:
         check["retries"] = _HEALTHCHECK_RETRIES_DEFAULT if retries is None else int(retries)
     except ValueError:
-        raise ValueError(f"{where}: --retries={retries} is not a whole number") from None
+        raise ValueError(
+            _("{where}: --retries={retries} is not a whole number").format(
+                where=where, retries=retries
+            )
+        ) from None
     if check["retries"] < 0:
-        raise ValueError(f"{where}: --retries cannot be negative")
+        raise ValueError(_("{where}: --retries cannot be negative").format(where=where))
     if options:
-        raise ValueError(f"{where}: unknown HEALTHCHECK flag(s): {', '.join(sorted(options))}")
+        raise ValueError(
+            _("{where}: unknown HEALTHCHECK flag(s): {flags}").format(
+                where=where, flags=", ".join(sorted(options))
+            )
+        )
     return check
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handson.exceptions import ConfigurationError
+from handson.i18n import _
 from handson.progress import in_notebook
 
 Poll = Callable[[], str]
@@ -37,11 +38,13 @@ class Watch:
     ) -> None:
         if not seconds > 0 or not interval > 0:
             raise ConfigurationError(
-                f"seconds={seconds!r}, interval={interval!r}: both must be more than 0."
+                _("seconds={seconds!r}, interval={interval!r}: both must be more than 0.").format(
+                    seconds=seconds, interval=interval
+                )
             )
         self.title = title
         self.text = ""
-        self.status = f"{title}: starting"
+        self.status = _("{title}: starting").format(title=title)
         self.error: Exception | None = None
         self._poll = poll
         self._seconds = seconds
@@ -75,14 +78,21 @@ class Watch:
                 left = self._seconds - (time.monotonic() - started)
                 if left <= 0:
                     break
-                self._show(f"{self.title}: live, {left:.0f} s left")
+                self._show(
+                    _("{title}: live, {left:.0f} s left").format(title=self.title, left=left)
+                )
                 self._stopped.wait(min(self._interval, left))
         except Exception as error:  # noqa: BLE001 (shown, and kept for the caller)
             self.error = error
-            self._show(f"{self.title}: stopped by an error: {error}")
+            self._show(
+                _("{title}: stopped by an error: {error}").format(title=self.title, error=error)
+            )
         else:
-            how = "stopped" if self._stopped.is_set() else "ended"
-            self._show(f"{self.title}: {how} after {time.monotonic() - started:.0f} s")
+            if self._stopped.is_set():
+                ended = _("{title}: stopped after {seconds:.0f} s")
+            else:
+                ended = _("{title}: ended after {seconds:.0f} s")
+            self._show(ended.format(title=self.title, seconds=time.monotonic() - started))
         finally:
             self._ended.set()
             if self._widgets is not None:
@@ -103,7 +113,7 @@ class Watch:
     def _show(self, status: str) -> None:
         self.status = status
         if self._widgets is not None:
-            label, _, body = self._widgets
+            label, _button, body = self._widgets
             label.value = status
             body.value = f"<pre style='white-space: pre-wrap'>{html.escape(self.text)}</pre>"
 
@@ -112,17 +122,17 @@ class Watch:
         import ipywidgets
 
         if self._widgets is None:
-            button = ipywidgets.Button(description="Stop", icon="stop")
-            button.on_click(lambda _: self.stop())
+            button = ipywidgets.Button(description=_("Stop"), icon="stop")
+            button.on_click(lambda _clicked: self.stop())
             self._widgets = (ipywidgets.Label(value=self.status), button, ipywidgets.HTML())
         label, button, body = self._widgets
         return ipywidgets.VBox([ipywidgets.HBox([label, button]), body])
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = dict(self.widget()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = (
-            f"(a live view of {self.title} for {self._seconds:.0f} s, with a Stop button)"
-        )
+        bundle["text/plain"] = _(
+            "(a live view of {title} for {seconds:.0f} s, with a Stop button)"
+        ).format(title=self.title, seconds=self._seconds)
         return bundle
 
 

@@ -23,6 +23,7 @@ from handson import awscli, pricing, waiting
 from handson.aws_errors import step
 from handson.connection import HttpResponse, Lab
 from handson.exceptions import ConfigurationError, NotFoundError, WaitTimeoutError
+from handson.i18n import N_, _
 
 __all__ = [
     "Alb",
@@ -62,7 +63,7 @@ HEALTH_CHECK: Final[dict[str, Any]] = {
 # AWS keeps a target group "in use" for a few seconds after its load balancer is deleted.
 TG_DELETE_ATTEMPTS: Final = 12
 TG_DELETE_PAUSE: Final = 5.0
-NOT_BUILT_HINT: Final = "Notebook 00 builds chapters 1-6, the ALB (chapter 3) included."
+NOT_BUILT_HINT: Final = N_("Notebook 00 builds chapters 1-6, the ALB (chapter 3) included.")
 # The traffic probe: a request every PROBE_INTERVAL seconds, for PROBE_MAX_SECONDS at most.
 PROBE_INTERVAL: Final = 0.1
 PROBE_MAX_SECONDS: Final = 900.0
@@ -150,10 +151,10 @@ def _find_listener(lab: Lab, load_balancer_arn: str) -> dict[str, Any] | None:
 
 def _missing(what: str, code: str, operation: str) -> NotFoundError:
     return NotFoundError(
-        f"{what} doesn't exist yet: run notebook 00 first.",
+        _("{what} doesn't exist yet: run notebook 00 first.").format(what=what),
         code=code,
         operation=operation,
-        hint=NOT_BUILT_HINT,
+        hint=_(NOT_BUILT_HINT),
     )
 
 
@@ -161,7 +162,9 @@ def _load_balancer(lab: Lab) -> dict[str, Any]:
     lb = _find_load_balancer(lab)
     if lb is None:
         raise _missing(
-            f"The load balancer {lab.name('alb')}", "LoadBalancerNotFound", "DescribeLoadBalancers"
+            _("The load balancer {name}").format(name=lab.name("alb")),
+            "LoadBalancerNotFound",
+            "DescribeLoadBalancers",
         )
     return lb
 
@@ -170,7 +173,9 @@ def _target_group(lab: Lab) -> dict[str, Any]:
     group = _find_target_group(lab)
     if group is None:
         raise _missing(
-            f"The target group {lab.name('ecs-tg')}", "TargetGroupNotFound", "DescribeTargetGroups"
+            _("The target group {name}").format(name=lab.name("ecs-tg")),
+            "TargetGroupNotFound",
+            "DescribeTargetGroups",
         )
     return group
 
@@ -180,8 +185,10 @@ def _wait(lab: Lab, waiter: str, what: str, **params: Any) -> None:
         waiting.wait(lab.client("elbv2"), waiter, timeout=300.0, **params)
     except WaiterError as error:
         raise WaitTimeoutError(
-            f"{what} took longer than 5 minutes ({error.reason}). Look at it in the EC2 "
-            "console (Load Balancers) and run the cell again."
+            _(
+                "{what} took longer than 5 minutes ({reason}). Look at it in the EC2 "
+                "console (Load Balancers) and run the cell again."
+            ).format(what=what, reason=error.reason)
         ) from error
 
 
@@ -200,12 +207,14 @@ def ensure_load_balancer(
     """
     if len(set(subnet_ids)) < 2:
         raise ConfigurationError(
-            f"subnet_ids={list(subnet_ids)!r}: an ALB needs subnets in two Availability "
-            "Zones. Pass both public subnets (ap-northeast-1a and ap-northeast-1c)."
+            _(
+                "subnet_ids={subnet_ids!r}: an ALB needs subnets in two Availability "
+                "Zones. Pass both public subnets (ap-northeast-1a and ap-northeast-1c)."
+            ).format(subnet_ids=list(subnet_ids))
         )
     if not security_group_id:
         raise ConfigurationError(
-            "security_group_id is empty: pass the id of the ALB security group (P-E-alb-sg)."
+            _("security_group_id is empty: pass the id of the ALB security group (P-E-alb-sg).")
         )
     lb = _find_load_balancer(lab)
     if lb is None:
@@ -224,7 +233,7 @@ def ensure_load_balancer(
         _wait(
             lab,
             "load_balancer_available",
-            "The load balancer becoming active",
+            _("The load balancer becoming active"),
             LoadBalancerArns=[lb["LoadBalancerArn"]],
         )
     return LoadBalancer(
@@ -246,7 +255,7 @@ def ensure_target_group(lab: Lab, *, vpc_id: str) -> str:
     Chapter 3. Returns the target group's ARN.
     """
     if not vpc_id:
-        raise ConfigurationError("vpc_id is empty: pass the id of the VPC P-E-vpc.")
+        raise ConfigurationError(_("vpc_id is empty: pass the id of the VPC P-E-vpc."))
     elb = lab.client("elbv2")
     group = _find_target_group(lab)
     if group is None:
@@ -287,9 +296,11 @@ def _check_fixed_settings(lab: Lab, group: dict[str, Any], vpc_id: str) -> None:
     wrong = {k: group.get(k) for k, v in expected.items() if group.get(k) != v}
     if wrong:
         raise ConfigurationError(
-            f"The target group {lab.name('ecs-tg')} exists with {wrong}, which can't be "
-            f"changed (the series uses {expected}). Delete it with delete_alb(lab) and run "
-            "this step again."
+            _(
+                "The target group {name} exists with {wrong}, which can't be "
+                "changed (the series uses {expected}). Delete it with delete_alb(lab) and run "
+                "this step again."
+            ).format(name=lab.name("ecs-tg"), wrong=wrong, expected=expected)
         )
 
 
@@ -371,7 +382,9 @@ def get_alb(lab: Lab) -> Alb:
     listener = _find_listener(lab, lb["LoadBalancerArn"])
     if listener is None:
         raise _missing(
-            f"The HTTP:80 listener of {lab.name('alb')}", "ListenerNotFound", "DescribeListeners"
+            _("The HTTP:80 listener of {name}").format(name=lab.name("alb")),
+            "ListenerNotFound",
+            "DescribeListeners",
         )
     return Alb(
         alb_arn=lb["LoadBalancerArn"],
@@ -423,7 +436,9 @@ def show_target_health(lab: Lab, alb: Alb | None = None) -> pd.DataFrame:
 
 def _check_path(path: str) -> None:
     if not path.startswith("/"):
-        raise ConfigurationError(f"path={path!r}: start the path with '/', e.g. '/health'.")
+        raise ConfigurationError(
+            _("path={path!r}: start the path with '/', e.g. '/health'.").format(path=path)
+        )
 
 
 @step("Call the API through the ALB")
@@ -618,7 +633,9 @@ def _version(text: str) -> str:
 
 def _check_positive(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError(f"{name}={value!r}: give a number of seconds above 0.")
+        raise ConfigurationError(
+            _("{name}={value!r}: give a number of seconds above 0.").format(name=name, value=value)
+        )
 
 
 @step("Probe the API through the ALB")
@@ -654,8 +671,10 @@ def show_probe(probe: Probe) -> pd.DataFrame:
     number of requests and when it was first and last seen. No AWS call."""
     if not isinstance(probe, Probe):
         raise ConfigurationError(
-            f"probe={probe!r}: pass what start_probe(lab) returned, e.g. "
-            "probe = handson.loadbalancer.start_probe(lab)."
+            _(
+                "probe={probe!r}: pass what start_probe(lab) returned, e.g. "
+                "probe = handson.loadbalancer.start_probe(lab)."
+            ).format(probe=probe)
         )
     return probe.summary()
 
@@ -678,8 +697,10 @@ def watch_targets(
         or not 0 <= until_healthy <= MAX_TARGETS
     ):
         raise ConfigurationError(
-            f"until_healthy={until_healthy!r}: give the number of tasks the service should "
-            f"settle at, a whole number from 0 to {MAX_TARGETS} (the desired count)."
+            _(
+                "until_healthy={until_healthy!r}: give the number of tasks the service should "
+                "settle at, a whole number from 0 to {most} (the desired count)."
+            ).format(until_healthy=until_healthy, most=MAX_TARGETS)
         )
     _check_positive("timeout", timeout)
     _check_positive("poll", poll)
@@ -703,16 +724,18 @@ def watch_targets(
                     {"target": target, "state": state, "reason": reason, "first_seen_s": at}
                 )
         last.update(seen)
-        listed = [state for state, _ in seen.values() if state != GONE]
+        listed = [state for state, _reason in seen.values() if state != GONE]
         if len(listed) == until_healthy and all(state == "healthy" for state in listed):
             return pd.DataFrame(rows, columns=WATCH_COLUMNS)
         if time.monotonic() - started > timeout:
-            now = ", ".join(f"{t} {s}" for t, (s, _) in seen.items() if s != GONE) or "none"
+            now = ", ".join(f"{t} {s}" for t, (s, _reason) in seen.items() if s != GONE)
             raise WaitTimeoutError(
-                f"The target group did not settle at {until_healthy} healthy targets within "
-                f"{timeout:.0f} s (targets now: {now}). Look at handson.loadbalancer."
-                "show_target_health(lab) and handson.ecs.show_service_events(lab), then run "
-                "the cell again."
+                _(
+                    "The target group did not settle at {until_healthy} healthy targets within "
+                    "{timeout:.0f} s (targets now: {now}). Look at handson.loadbalancer."
+                    "show_target_health(lab) and handson.ecs.show_service_events(lab), then run "
+                    "the cell again."
+                ).format(until_healthy=until_healthy, timeout=timeout, now=now or _("none"))
             )
         time.sleep(poll)
 
@@ -735,7 +758,9 @@ def delete_alb(lab: Lab) -> None:
         for listener in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
             elb.delete_listener(ListenerArn=listener["ListenerArn"])
         elb.delete_load_balancer(LoadBalancerArn=arn)
-        _wait(lab, "load_balancers_deleted", "Deleting the load balancer", LoadBalancerArns=[arn])
+        _wait(
+            lab, "load_balancers_deleted", _("Deleting the load balancer"), LoadBalancerArns=[arn]
+        )
     group = _find_target_group(lab)
     if group is None:
         return

@@ -19,6 +19,7 @@ from handson import awscli, live
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError
+from handson.i18n import _
 
 __all__ = [
     "RETENTION_DAYS",
@@ -134,7 +135,9 @@ def show_log_streams(lab: Lab, *, limit: int = 3) -> pd.DataFrame:
     ``aws logs describe-log-streams --order-by LastEventTime --descending``. Chapter 7.
     """
     if not 1 <= limit <= 50:
-        raise ConfigurationError(f"limit={limit!r}: DescribeLogStreams returns 1 to 50 streams.")
+        raise ConfigurationError(
+            _("limit={limit!r}: DescribeLogStreams returns 1 to 50 streams.").format(limit=limit)
+        )
     params = {"logGroupName": log_group_name(lab), "orderBy": "LastEventTime", "descending": True}
     typed = awscli.command(
         "logs",
@@ -175,10 +178,14 @@ def show_log_events(
     Chapter 7.
     """
     if limit < 1:
-        raise ConfigurationError(f"limit={limit!r}: ask for at least 1 event.")
+        raise ConfigurationError(
+            _("limit={limit!r}: ask for at least 1 event.").format(limit=limit)
+        )
     if since_minutes is not None and since_minutes <= 0:
         raise ConfigurationError(
-            f"since_minutes={since_minutes!r}: give a number of minutes above 0, or None."
+            _("since_minutes={since_minutes!r}: give a number of minutes above 0, or None.").format(
+                since_minutes=since_minutes
+            )
         )
     params: dict[str, Any] = {"logGroupName": log_group_name(lab)}
     if stream_prefix:
@@ -211,8 +218,10 @@ def since_millis(since: str, *, now: float | None = None) -> int:
         moment = dt.datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ConfigurationError(
-            f"--since {since!r}: give a number and one unit (s, m, h, d or w), e.g. 10m or 2h, "
-            "or an ISO 8601 time such as 2025-07-28T16:00:00Z."
+            _(
+                "--since {since!r}: give a number and one unit (s, m, h, d or w), e.g. 10m or 2h, "
+                "or an ISO 8601 time such as 2025-07-28T16:00:00Z."
+            ).format(since=since)
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
@@ -232,7 +241,11 @@ def format_tail_line(event: dict[str, Any], fmt: str = "detailed") -> str:
 
 def _check_format(spelled: str, fmt: str) -> None:
     if fmt not in TAIL_FORMATS:
-        raise ConfigurationError(f"{spelled}: choose {' or '.join(TAIL_FORMATS)}.")
+        raise ConfigurationError(
+            _("{spelled}: choose {names} or {last}.").format(
+                spelled=spelled, names=", ".join(TAIL_FORMATS[:-1]), last=TAIL_FORMATS[-1]
+            )
+        )
 
 
 class EventReader:

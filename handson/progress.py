@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from handson.i18n import _
+
 
 def in_notebook() -> bool:
     """Whether this runs in a Jupyter kernel (where widgets can be shown)."""
@@ -25,9 +27,12 @@ def service_text(service: dict[str, Any]) -> str:
     """A service's progress in one line: its primary deployment's running tasks of the
     desired count, the pending ones and the rollout state."""
     primary = service["deployments"][0]
-    return (
-        f"{primary['runningCount']}/{service['desiredCount']} tasks running, "
-        f"{service['pendingCount']} pending, rollout {primary.get('rolloutState', '')}"
+    # The rollout state is AWS's own (COMPLETED, IN_PROGRESS, FAILED): never translated.
+    return _("{running}/{desired} tasks running, {pending} pending, rollout {state}").format(
+        running=primary["runningCount"],
+        desired=service["desiredCount"],
+        pending=service["pendingCount"],
+        state=primary.get("rolloutState", ""),
     )
 
 
@@ -62,9 +67,11 @@ def service_progress() -> Progress:
     import ipywidgets
     from IPython.display import display
 
-    bar = ipywidgets.IntProgress(value=0, min=0, max=1, description="tasks")
+    bar = ipywidgets.IntProgress(value=0, min=0, max=1, description=_("tasks"))
     label = ipywidgets.Label(value="")
-    display(_LiveOutput(ipywidgets.HBox([bar, label]), "(a live bar of the tasks while it waits)"))
+    display(
+        _LiveOutput(ipywidgets.HBox([bar, label]), _("(a live bar of the tasks while it waits)"))
+    )
 
     def update(service: dict[str, Any], *, final: bool = False) -> None:
         bar.max = max(service["desiredCount"], 1)

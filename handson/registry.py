@@ -26,6 +26,7 @@ from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, DockerError, HandsonError
 from handson.home import kit_home
+from handson.i18n import N_, _
 from handson.image_format import (
     OCI_MANIFEST_MEDIA_TYPE,
     ImageConfig,
@@ -75,21 +76,32 @@ _BUILDX = re.compile(r"buildx|buildkit", re.IGNORECASE)
 _DAEMON_PROBLEMS = [
     (
         "permission denied while trying to connect to the docker daemon",
-        "Docker is running but this user may not use it: add the user to the 'docker' group "
-        "(sudo usermod -aG docker $USER, then log in again)",
+        N_(
+            "Docker is running but this user may not use it: add the user to the 'docker' group "
+            "(sudo usermod -aG docker $USER, then log in again)"
+        ),
     ),
-    ("cannot connect to the docker daemon", "Start Docker (Docker Desktop, or the docker service)"),
-    ("error during connect", "Start Docker (Docker Desktop, or the docker service)"),
+    (
+        "cannot connect to the docker daemon",
+        N_("Start Docker (Docker Desktop, or the docker service)"),
+    ),
+    ("error during connect", N_("Start Docker (Docker Desktop, or the docker service)")),
 ]
 # What to check when a docker command fails for another reason, by subcommand.
 _DOCKER_ADVICE = {
-    "login": "Check that these AWS credentials may call ecr:GetAuthorizationToken and that "
-    "the machine reaches the registry.",
-    "build": "Fix the Dockerfile or the files it copies (see docker's output above), then run "
-    "the cell again.",
-    "tag": "The image built above should exist locally: run the cell again.",
-    "push": "ECR's login lasts 12 hours and the repository must exist: run the cell again, or "
-    "notebook 00 if the repository is missing.",
+    "login": N_(
+        "Check that these AWS credentials may call ecr:GetAuthorizationToken and that "
+        "the machine reaches the registry."
+    ),
+    "build": N_(
+        "Fix the Dockerfile or the files it copies (see docker's output above), then run "
+        "the cell again."
+    ),
+    "tag": N_("The image built above should exist locally: run the cell again."),
+    "push": N_(
+        "ECR's login lasts 12 hours and the repository must exist: run the cell again, or "
+        "notebook 00 if the repository is missing."
+    ),
 }
 _TAIL_LINES = 12
 # The app's version line in main.py, which GET / answers as "version".
@@ -176,9 +188,11 @@ def ensure_repository_policy(lab: Lab, *, execution_role_arn: str) -> dict[str, 
     """
     if not _ROLE_ARN.match(execution_role_arn):
         raise ConfigurationError(
-            f"execution_role_arn={execution_role_arn!r} is not an IAM role ARN "
-            "(arn:aws:iam::<account>:role/<name>). Pass the ARN of the execution role "
-            f"{lab.name('ecs-execution-role')!r} created in chapter 4."
+            _(
+                "execution_role_arn={execution_role_arn!r} is not an IAM role ARN "
+                "(arn:aws:iam::<account>:role/<name>). Pass the ARN of the execution role "
+                "{role!r} created in chapter 4."
+            ).format(execution_role_arn=execution_role_arn, role=lab.name("ecs-execution-role"))
         )
     policy = {
         "Version": "2012-10-17",
@@ -290,13 +304,14 @@ def show_image_config(lab: Lab, context: Path = APP_DIR) -> pd.DataFrame:
     """
     config = image_config(context)
     health = config.healthcheck
+    none = _("(none)")
     rows = [
-        ("user", config.user or "root (no USER)"),
-        ("working directory", config.workdir),
-        ("exposed ports", ", ".join(str(p) for p in config.exposed_ports) or "(none)"),
-        ("environment", ", ".join(f"{k}={v}" for k, v in config.env.items()) or "(none)"),
-        ("health check", shlex.join(health["test"]) if health else "(none)"),
-        ("command", shlex.join([*config.entrypoint, *config.cmd])),
+        (_("user"), config.user or _("root (no USER)")),
+        (_("working directory"), config.workdir),
+        (_("exposed ports"), ", ".join(str(p) for p in config.exposed_ports) or none),
+        (_("environment"), ", ".join(f"{k}={v}" for k, v in config.env.items()) or none),
+        (_("health check"), shlex.join(health["test"]) if health else none),
+        (_("command"), shlex.join([*config.entrypoint, *config.cmd])),
     ]
     return pd.DataFrame(rows, columns=["setting", "value"])
 
@@ -321,7 +336,7 @@ def show_images(lab: Lab) -> pd.DataFrame:
     )
     rows = [
         {
-            "tags": ", ".join(sorted(detail.get("imageTags", []))) or "<untagged>",
+            "tags": ", ".join(sorted(detail.get("imageTags", []))) or _("<untagged>"),
             # Docker's short form: the first 12 hex digits.
             "digest": detail["imageDigest"][: len("sha256:") + 12],
             "pushed_at": detail.get("imagePushedAt"),
@@ -352,8 +367,10 @@ def copy_app(lab: Lab, name: str = "v2") -> Path:
     """
     if not isinstance(name, str) or not _COPY_NAME.match(name):
         raise ConfigurationError(
-            f"name={name!r}: name the copy with letters, digits, '.', '_' or '-' "
-            "(up to 64), e.g. 'v2'."
+            _(
+                "name={name!r}: name the copy with letters, digits, '.', '_' or '-' "
+                "(up to 64), e.g. 'v2'."
+            ).format(name=name)
         )
     target = apps_dir(lab) / name
     if (target / "Dockerfile").is_file():
@@ -381,8 +398,10 @@ def app_version(context: Path) -> str:
     found = _VERSION_LINE.search(main.read_text(encoding="utf-8"))
     if found is None:
         raise ConfigurationError(
-            f'{main} has no line VERSION = "...". Make a fresh copy with '
-            "copy_app(lab, name=...) and change that line."
+            _(
+                '{main} has no line VERSION = "...". Make a fresh copy with '
+                "copy_app(lab, name=...) and change that line."
+            ).format(main=main)
         )
     return found.group("version")
 
@@ -396,14 +415,18 @@ def set_app_version(context: Path, version: str) -> str:
     """
     if not isinstance(version, str) or not _VERSION.match(version):
         raise ConfigurationError(
-            f"version={version!r}: use up to 32 letters, digits, '.', '+', '_' or '-', "
-            "e.g. '2.0.0'."
+            _(
+                "version={version!r}: use up to 32 letters, digits, '.', '+', '_' or '-', "
+                "e.g. '2.0.0'."
+            ).format(version=version)
         )
     context = Path(context).resolve()
     if context == APP_DIR:
         raise ConfigurationError(
-            f"{context} is the kit's own app, which the other exercises deploy as 1.0.0. "
-            "Change a copy instead: app_dir = handson.registry.copy_app(lab)."
+            _(
+                "{context} is the kit's own app, which the other exercises deploy as 1.0.0. "
+                "Change a copy instead: app_dir = handson.registry.copy_app(lab)."
+            ).format(context=context)
         )
     previous = app_version(context)
     if previous != version:
@@ -419,7 +442,9 @@ def _main_file(context: Path) -> Path:
     main = context / "main.py"
     if not main.is_file():
         raise ConfigurationError(
-            f"{context} has no main.py. Pass the directory copy_app(lab) returned."
+            _("{context} has no main.py. Pass the directory copy_app(lab) returned.").format(
+                context=context
+            )
         )
     return main
 
@@ -442,14 +467,18 @@ def _describe_repository(lab: Lab) -> Repository:
 def _check_push_options(lab: Lab, *, context: Path, tag: str, platform: str) -> None:
     if not (context / "Dockerfile").is_file():
         raise ConfigurationError(
-            f"context={str(context)!r} has no Dockerfile. Pass the directory that holds the "
-            f"app's Dockerfile (the default is {str(APP_DIR)!r})."
+            _(
+                "context={context!r} has no Dockerfile. Pass the directory that holds the "
+                "app's Dockerfile (the default is {default!r})."
+            ).format(context=str(context), default=str(APP_DIR))
         )
     _check_tag(lab, tag)
     if not _PLATFORM.match(platform):
         raise ConfigurationError(
-            f"platform={platform!r} is not an <os>/<architecture> pair: use 'linux/amd64' "
-            "(Fargate's default X86_64 platform), also on Apple Silicon."
+            _(
+                "platform={platform!r} is not an <os>/<architecture> pair: use 'linux/amd64' "
+                "(Fargate's default X86_64 platform), also on Apple Silicon."
+            ).format(platform=platform)
         )
 
 
@@ -458,8 +487,10 @@ def _check_tag(lab: Lab, tag: str) -> None:
         parse_image_uri(f"{lab.name('app')}:{tag}")
     except ValueError:
         raise ConfigurationError(
-            f"tag={tag!r} is not a valid image tag: use up to 128 letters, digits, '_', '.' "
-            "or '-', starting with a letter, digit or '_' (e.g. 'latest' or 'v2')."
+            _(
+                "tag={tag!r} is not a valid image tag: use up to 128 letters, digits, '_', '.' "
+                "or '-', starting with a letter, digit or '_' (e.g. 'latest' or 'v2')."
+            ).format(tag=tag)
         ) from None
 
 
@@ -467,7 +498,9 @@ def _manifest_push(lab: Lab, *, context: Path, tag: str) -> PushedImage:
     try:
         manifest = build_manifest(context, parse_dockerfile(context / "Dockerfile"))
     except ValueError as error:
-        raise ConfigurationError(f"The Dockerfile can't be used: {error}") from error
+        raise ConfigurationError(
+            _("The Dockerfile can't be used: {error}").format(error=error)
+        ) from error
     digest = image_digest(manifest)
     repo = _describe_repository(lab)
     image = PushedImage(uri=f"{repo.uri}:{tag}", tag=tag, digest=digest)
@@ -537,8 +570,11 @@ def _docker_push(lab: Lab, *, context: Path, tag: str, platform: str) -> PushedI
     digest = _tagged_digest(lab, repo, tag)
     if digest is None:
         raise DockerError(
-            f"docker push reported success but ECR has no image tagged {tag!r} in {repo.name}. "
-            "Run the cell again; if it persists, look at the repository in the ECR console."
+            _(
+                "docker push reported success but ECR has no image tagged {tag!r} in "
+                "{repository}. Run the cell again; if it persists, look at the repository in "
+                "the ECR console."
+            ).format(tag=tag, repository=repo.name)
         )
     return PushedImage(uri=f"{repo.uri}:{tag}", tag=tag, digest=digest)
 
@@ -549,15 +585,19 @@ def _docker_cli() -> sh.Command:
         docker = sh.Command("docker")
     except sh.CommandNotFound:
         raise ConfigurationError(
-            "Docker is not installed (no 'docker' command on PATH). Install Docker Desktop "
-            "(or Docker Engine) and run the cell again, or use the sandbox: connect()."
+            _(
+                "Docker is not installed (no 'docker' command on PATH). Install Docker Desktop "
+                "(or Docker Engine) and run the cell again, or use the sandbox: connect()."
+            )
         ) from None
     try:
         docker("info", "--format", "{{.ServerVersion}}", _tty_out=False, _timeout=60)
     except sh.TimeoutException:
         raise ConfigurationError(
-            "Docker did not answer within 60 seconds. Restart Docker and run the cell again, "
-            "or use the sandbox: connect()."
+            _(
+                "Docker did not answer within 60 seconds. Restart Docker and run the cell "
+                "again, or use the sandbox: connect()."
+            )
         ) from None
     except sh.ErrorReturnCode as error:
         raise _docker_error(["info"], error) from error
@@ -579,7 +619,7 @@ def _output(error: sh.ErrorReturnCode) -> str:
 
 def _daemon_problem(text: str) -> str:
     lowered = text.lower()
-    return next((advice for needle, advice in _DAEMON_PROBLEMS if needle in lowered), "")
+    return next((_(advice) for needle, advice in _DAEMON_PROBLEMS if needle in lowered), "")
 
 
 def _docker_error(args: list[str], error: sh.ErrorReturnCode, *, secret: str = "") -> HandsonError:
@@ -590,14 +630,19 @@ def _docker_error(args: list[str], error: sh.ErrorReturnCode, *, secret: str = "
     advice = _daemon_problem(output)
     if advice:
         return ConfigurationError(
-            f"Docker is installed but can't be used: {output.strip().splitlines()[-1]}\n"
-            f"{advice} and run the cell again, or use the sandbox: connect()."
+            _(
+                "Docker is installed but can't be used: {said}\n"
+                "{advice} and run the cell again, or use the sandbox: connect()."
+            ).format(said=output.strip().splitlines()[-1], advice=advice)
         )
     tail = "\n".join(line for line in output.splitlines() if line.strip())
     tail = "\n".join(tail.splitlines()[-_TAIL_LINES:])
+    next_step = _DOCKER_ADVICE.get(args[0])
     return DockerError(
-        f"`docker {args[0]}` failed (exit code {error.exit_code}). Docker said:\n{tail}\n"
-        + _DOCKER_ADVICE.get(args[0], "Run the cell again.")
+        _("`docker {command}` failed (exit code {code}). Docker said:\n{tail}\n").format(
+            command=args[0], code=error.exit_code, tail=tail
+        )
+        + (_(next_step) if next_step else _("Run the cell again."))
     )
 
 

@@ -18,6 +18,7 @@ from handson import pricing
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError
+from handson.i18n import _
 
 __all__ = [
     "PASSWORD_SYMBOLS",
@@ -49,10 +50,13 @@ def generate_password(length: int = 32) -> str:
     """
     if length not in _PASSWORD_LENGTHS:
         raise ConfigurationError(
-            f"length={length}: RDS master passwords have 8 to 128 characters (the series uses 32)."
+            _(
+                "length={length}: RDS master passwords have 8 to 128 characters "
+                "(the series uses 32)."
+            ).format(length=length)
         )
     while True:
-        password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+        password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _i in range(length))
         if (
             any(c.islower() for c in password)
             and any(c.isupper() for c in password)
@@ -84,12 +88,18 @@ def find_db_secret(lab: Lab) -> str | None:
 def _check_secret_input(host: str, port: int, dbname: str, username: str, password: str) -> None:
     for label, value in (("host", host), ("dbname", dbname), ("username", username)):
         if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"{label}={value!r}: give the DB instance's {label}.")
+            raise ConfigurationError(
+                _("{label}={value!r}: give the DB instance's {label}.").format(
+                    label=label, value=value
+                )
+            )
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigurationError(f"port={port!r}: give the DB instance's port, e.g. 5432.")
+        raise ConfigurationError(
+            _("port={port!r}: give the DB instance's port, e.g. 5432.").format(port=port)
+        )
     # Never echo the password itself, not even in an error.
     if not isinstance(password, str) or not password:
-        raise ConfigurationError("password is empty: give the DB master password.")
+        raise ConfigurationError(_("password is empty: give the DB master password."))
 
 
 @step("Store the DB credentials in Secrets Manager")

@@ -13,6 +13,7 @@ import pandas as pd
 from handson.aws_errors import aws_errors
 from handson.chapters import CHAPTERS
 from handson.connection import Lab
+from handson.i18n import _
 
 
 def teardown(lab: Lab) -> pd.DataFrame:
@@ -21,7 +22,7 @@ def teardown(lab: Lab) -> pd.DataFrame:
     for chapter in reversed(CHAPTERS):
         for label, delete in chapter.deletes:
             delete(lab)
-            rows.append({"step": label, "status": "deleted"})
+            rows.append({"step": _(label), "status": _("deleted")})
     return pd.DataFrame(rows)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from handson.connection import DEFAULT_REGION, check_region, check_student, sandbox_access
 from handson.exceptions import ConfigurationError
+from handson.i18n import _
 
 __all__ = [
     "SOURCE_PROFILE",
@@ -100,8 +101,10 @@ def terminal_environment(
     check_region(region)
     if student == SOURCE_PROFILE:
         raise ConfigurationError(
-            f"student={student!r} is the name of the kit's own source profile: pick another "
-            "name, e.g. 'student01'."
+            _(
+                "student={student!r} is the name of the kit's own source profile: pick another "
+                "name, e.g. 'student01'."
+            ).format(student=student)
         )
     access = sandbox_access(student)
     directory = Path(access.home) / "aws"

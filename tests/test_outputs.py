@@ -75,3 +75,32 @@ def test_the_kernel_metadata_is_the_installed_kernels(path: Path) -> None:
     }
     assert metadata.language_info["version"] == platform.python_version()
     assert "widgets" not in metadata, "no saved widget state"
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_saved_rollout_shows_the_final_counts_in_text(lang: str) -> None:
+    """Notebook 07's last rollout wait keeps its end state as a line of text (2 of 2, in
+    the edition's language), not a widget's repr at 0."""
+    from handson import course, i18n
+    from handson.progress import service_text
+
+    notebook = nbformat.read(course.notebook_path("07", lang), as_version=4)
+    waits = [
+        cell
+        for cell in notebook.cells
+        if cell.cell_type == "code" and cell.source.strip() == "handson.ecs.wait_for_rollout(lab)"
+    ]
+    i18n.use(lang)
+    try:
+        done = service_text(
+            {
+                "desiredCount": 2,
+                "pendingCount": 0,
+                "deployments": [{"runningCount": 2, "rolloutState": "COMPLETED"}],
+            }
+        )
+    finally:
+        i18n.use("en")
+    printed = "".join(o.get("text", "") for o in waits[-1].outputs if o.output_type == "stream")
+    assert done in printed.splitlines(), printed
+    assert "IntProgress(value=0" not in str(waits[-1].outputs)

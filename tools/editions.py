@@ -48,7 +48,14 @@ SHARED = ("rosters",)
 LIBRARY = ROOT / "handson"
 LIBRARY_PO = LIBRARY / "locale" / LANG / "LC_MESSAGES" / "handson.po"
 # The sandbox speaks as AWS does, in English: only the library's own words are translated.
-LIBRARY_METHODS = [("sandbox/**.py", "ignore"), ("**.py", "python")]
+# The library's own messages, and the sandbox's lifecycle messages (the sandbox's AWS
+# emulation speaks as AWS does: English).
+LIBRARY_METHODS = [
+    ("sandbox/config.py", "python"),
+    ("sandbox/lifecycle.py", "python"),
+    ("sandbox/**.py", "ignore"),
+    ("**.py", "python"),
+]
 # The parameters cell's language line, the English edition's: the other gets its own.
 LANG_LINE = re.compile(r'^lang = "en"(.*)$', re.MULTILINE)
 
@@ -146,7 +153,7 @@ def library_messages() -> dict[str, list[tuple[str, int]]]:
     """Each message the library marks with ``_()``, and where it is (file, line)."""
     found: dict[str, list[tuple[str, int]]] = {}
     for filename, line, message, _comments, _context in extract_from_dir(
-        LIBRARY, LIBRARY_METHODS, keywords={"_": None}
+        LIBRARY, LIBRARY_METHODS, keywords={"_": None, "N_": None}
     ):
         found.setdefault(str(message), []).append((f"handson/{filename}", line))
     return found

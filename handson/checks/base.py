@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from handson.aws_errors import translate
 from handson.connection import Lab
 from handson.exceptions import ConfigurationError, HandsonError
-from handson.i18n import _
+from handson.i18n import N_, _
 
 COLUMNS = ["criterion", "passed", "saw", "hint"]
 
@@ -126,9 +126,9 @@ class Criteria:
 
 def _text(value: Any) -> str:
     if value is None:
-        return "(none)"
+        return _("(none)")
     if isinstance(value, (list, tuple, set, frozenset)):
-        return ", ".join(str(v) for v in value) or "(none)"
+        return ", ".join(str(v) for v in value) or _("(none)")
     return str(value)
 
 
@@ -168,7 +168,9 @@ def get(name: str) -> Check:
         return REGISTRY[name]
     except KeyError:
         raise ConfigurationError(
-            f"There is no check called {name!r}. The checks are: {', '.join(names())}."
+            _("There is no check called {name!r}. The checks are: {checks}.").format(
+                name=name, checks=", ".join(names())
+            )
         ) from None
 
 
@@ -186,12 +188,12 @@ def check(lab: Lab, name: str) -> CheckResult:
         _could_not_read(criteria, translate(error))
     except HandsonError as error:
         _could_not_read(criteria, error)
-    return CheckResult(found.name, found.title, tuple(criteria.items))
+    return CheckResult(found.name, _(found.title), tuple(criteria.items))
 
 
-EARLIER_STEPS = "Run the earlier steps first (notebook 00, then the exercises in order)."
+EARLIER_STEPS = N_("Run the earlier steps first (notebook 00, then the exercises in order).")
 
 
 def _could_not_read(criteria: Criteria, error: HandsonError) -> None:
-    hint = str(getattr(error, "hint", "") or EARLIER_STEPS)
-    criteria.expect("what the check reads exists", False, str(error).split("\n")[0], hint)
+    hint = str(getattr(error, "hint", "") or _(EARLIER_STEPS))
+    criteria.expect(_("what the check reads exists"), False, str(error).split("\n")[0], hint)

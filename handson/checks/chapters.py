@@ -17,12 +17,13 @@ from handson.aws_errors import translate
 from handson.checks.base import CheckResult, Criteria
 from handson.connection import Lab
 from handson.exceptions import HandsonError
+from handson.i18n import N_, _
 
 __all__ = ["chapter"]
 
 IMAGE = "06"
 PORT = 3000
-EARLIER = "Run this chapter's cells above again, after the chapters before it."
+EARLIER = N_("Run this chapter's cells above again, after the chapters before it.")
 
 
 def chapter(lab: Lab, key: str, *, context: Path = registry.APP_DIR) -> CheckResult:
@@ -39,49 +40,55 @@ def chapter(lab: Lab, key: str, *, context: Path = registry.APP_DIR) -> CheckRes
         else:
             _inventory(lab, criteria, declared)
     except ClientError as error:
-        criteria.expect("what the check reads exists", False, str(translate(error)), EARLIER)
+        criteria.expect(_("what the check reads exists"), False, str(translate(error)), _(EARLIER))
     except HandsonError as error:
-        criteria.expect("what the check reads exists", False, str(error), EARLIER)
-    return CheckResult(f"chapter-{key}", f"Chapter {key}: {declared.title}", tuple(criteria.items))
+        criteria.expect(_("what the check reads exists"), False, str(error), _(EARLIER))
+    # The chapter's title is a message of handson.chapters' table (N_() there).
+    title = _("Chapter {key}: {title}").format(key=key, title=_(declared.title))
+    return CheckResult(f"chapter-{key}", title, tuple(criteria.items))
 
 
 def _inventory(lab: Lab, criteria: Criteria, declared: chapters.Chapter) -> None:
     found = chapters.inventory(lab)
     for service, kind, counts in declared.expects:
-        right = " or ".join(str(n) for n in counts)
+        right = _(" or ").join(str(n) for n in counts)
+        # The look-up's own names (as teardown's leftovers name them) and the counts.
+        criterion = f"{service} {kind}: {right}"
         criteria.expect(
-            f"{service} {kind}: {right}",
+            criterion,
             found[(service, kind)] in counts,
             found[(service, kind)],
-            f"Expected {right} tagged for {lab.student}; run the chapter's cells again "
-            "(each step creates only what is missing).",
+            _(
+                "Expected {counts} tagged for {student}; run the chapter's cells again "
+                "(each step creates only what is missing)."
+            ).format(counts=right, student=lab.student),
         )
 
 
 def _image(criteria: Criteria, context: Path) -> None:
     config = registry.image_config(context)
     criteria.expect(
-        "runs as a non-root user",
+        _("runs as a non-root user"),
         config.user not in (None, "root", "0"),
         config.user,
-        "Add a USER instruction with an unprivileged user.",
+        _("Add a USER instruction with an unprivileged user."),
     )
     criteria.expect(
-        f"exposes port {PORT}",
+        _("exposes port {port}").format(port=PORT),
         PORT in config.exposed_ports,
         config.exposed_ports,
-        f"EXPOSE {PORT}: the task definition's container port.",
+        _("EXPOSE {port}: the task definition's container port.").format(port=PORT),
     )
     test = " ".join((config.healthcheck or {}).get("test", []))
     criteria.expect(
-        "has a HEALTHCHECK on /health",
+        _("has a HEALTHCHECK on /health"),
         "/health" in test,
         test or None,
-        "Add HEALTHCHECK ... CMD calling http://127.0.0.1:3000/health.",
+        _("Add HEALTHCHECK ... CMD calling http://127.0.0.1:3000/health."),
     )
     criteria.expect(
-        "has a command",
+        _("has a command"),
         bool(config.cmd or config.entrypoint),
         [*config.entrypoint, *config.cmd],
-        'Add CMD ["python", "main.py"].',
+        _('Add CMD ["python", "main.py"].'),
     )

@@ -6,6 +6,7 @@ from handson import chapters, ecs
 from handson.checks.base import Criteria, register
 from handson.checks.service import APP_COUNT, steady
 from handson.connection import Lab
+from handson.i18n import N_, _
 
 SCALED_IN = 2  # 3 -> 1 stops two tasks
 
@@ -26,7 +27,7 @@ def stopped_reasons(lab: Lab) -> list[str]:
     return reasons
 
 
-@register("07-scale", "Scale the service")
+@register("07-scale", N_("Scale the service"))
 def check_scaling(lab: Lab, c: Criteria) -> None:
     """Exercise 6: tasks stopped by the current deployment's scale-in, then back to 2."""
     pre = chapters.get_prerequisites(lab)
@@ -35,17 +36,21 @@ def check_scaling(lab: Lab, c: Criteria) -> None:
     reason = f"Scaling activity initiated by (deployment {primary['id']})"
     scaled_in = sum(r == reason for r in stopped_reasons(lab))
     c.expect(
-        "tasks stopped by scale-in",
+        _("tasks stopped by scale-in"),
         scaled_in >= SCALED_IN,
-        f"{scaled_in} stopped task(s) with '{reason}'",
-        "Scale out to 3 (handson.ecs.scale_service(lab, 3)), wait for the third healthy "
-        "target, then scale in to 1: ECS stops two tasks with this reason.",
+        _("{count} stopped task(s) with '{reason}'").format(count=scaled_in, reason=reason),
+        _(
+            "Scale out to 3 (handson.ecs.scale_service(lab, 3)), wait for the third healthy "
+            "target, then scale in to 1: ECS stops two tasks with this reason."
+        ),
     )
     c.equal(
-        "desired count back at 2",
+        _("desired count back at 2"),
         service["desiredCount"],
         APP_COUNT,
-        "Scale back to 2 at the end (handson.ecs.scale_service(lab, 2)): one task per "
-        "availability zone, as chapter 7 left it.",
+        _(
+            "Scale back to 2 at the end (handson.ecs.scale_service(lab, 2)): one task per "
+            "availability zone, as chapter 7 left it."
+        ),
     )
     steady(c, lab, service, pre.alb.target_group_arn)

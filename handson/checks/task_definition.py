@@ -13,6 +13,7 @@ from handson import chapters, fargate, pricing
 from handson.checks.base import Criteria, register
 from handson.connection import Lab
 from handson.exceptions import FargateSizeError, NotFoundError
+from handson.i18n import N_, _
 
 SECRET_KEYS = {
     "DB_HOST": "host",
@@ -38,10 +39,12 @@ def learner_task_definition(lab: Lab) -> dict[str, Any]:
     )["taskDefinitionArns"]
     if not arns:
         raise NotFoundError(
-            f"No task definition of the family {lab.name('app')} is registered.",
+            _("No task definition of the family {family} is registered.").format(
+                family=lab.name("app")
+            ),
             code="ClientException",
             operation="ListTaskDefinitions",
-            hint="Register your task definition: handson.ecs.ensure_task_definition(lab, spec).",
+            hint=_("Register your task definition: handson.ecs.ensure_task_definition(lab, spec)."),
         )
     return dict(client.describe_task_definition(taskDefinition=arns[0])["taskDefinition"])
 
@@ -50,71 +53,87 @@ def _revision(definition: dict[str, Any]) -> str:
     return f"{definition['family']}:{definition['revision']}"
 
 
-@register("07-task-definition", "Write the task definition")
+@register("07-task-definition", N_("Write the task definition"))
 def check_task_definition(lab: Lab, c: Criteria) -> None:
     """Exercise 1: every setting of chapter 7's task definition."""
     pre = chapters.get_prerequisites(lab)
     td = learner_task_definition(lab)
-    c.expect("a task definition is registered", True, _revision(td))
-    c.equal("family", td["family"], lab.name("app"), f"Use family={lab.name('app')!r} (P-E-app).")
+    c.expect(_("a task definition is registered"), True, _revision(td))
     c.equal(
-        "network mode",
+        _("family"),
+        td["family"],
+        lab.name("app"),
+        _("Use family={family!r} (P-E-app).").format(family=lab.name("app")),
+    )
+    c.equal(
+        _("network mode"),
         td.get("networkMode"),
         "awsvpc",
-        "Fargate tasks need networkMode='awsvpc': each task gets its own network interface.",
+        _("Fargate tasks need networkMode='awsvpc': each task gets its own network interface."),
     )
     c.expect(
-        "runs on Fargate",
+        _("runs on Fargate"),
         "FARGATE" in td.get("requiresCompatibilities", []),
         td.get("requiresCompatibilities", []),
-        "Set requiresCompatibilities=['FARGATE'].",
+        _("Set requiresCompatibilities=['FARGATE']."),
     )
     _size_is_valid(c, td)
     c.equal(
-        "execution role",
+        _("execution role"),
         td.get("executionRoleArn"),
         pre.execution_role_arn,
-        f"executionRoleArn is the role ECS uses to pull the image and read the secret: "
-        f"{pre.execution_role_arn}",
+        _(
+            "executionRoleArn is the role ECS uses to pull the image and read the secret: "
+            "{role_arn}"
+        ).format(role_arn=pre.execution_role_arn),
     )
     c.equal(
-        "task role",
+        _("task role"),
         td.get("taskRoleArn"),
         pre.task_role_arn,
-        f"taskRoleArn is the role the app itself runs with: {pre.task_role_arn}",
+        _("taskRoleArn is the role the app itself runs with: {role_arn}").format(
+            role_arn=pre.task_role_arn
+        ),
     )
     containers = td.get("containerDefinitions", [])
     if not c.expect(
-        "one container, named P-E-app",
+        _("one container, named P-E-app"),
         [x["name"] for x in containers] == [lab.name("app")],
         [x["name"] for x in containers],
-        f"Define one container named {lab.name('app')!r}: the service's load balancer "
-        "setting refers to it by name.",
+        _(
+            "Define one container named {container!r}: the service's load balancer "
+            "setting refers to it by name."
+        ).format(container=lab.name("app")),
     ):
         return
     container = containers[0]
     c.equal(
-        "image",
+        _("image"),
         container.get("image"),
         f"{pre.repository.uri}:latest",
-        f"image is the repository URL and tag: {pre.repository.uri}:latest",
+        _("image is the repository URL and tag: {image}").format(
+            image=f"{pre.repository.uri}:latest"
+        ),
     )
     mappings = container.get("portMappings", [])
     ports = [(p.get("containerPort"), p.get("protocol", "tcp")) for p in mappings]
     c.equal(
-        "port mapping",
+        _("port mapping"),
         [f"{port}/{proto}" for port, proto in ports],
         ["3000/tcp"],
-        "portMappings=[{'containerPort': 3000, 'protocol': 'tcp'}]: the app listens on 3000 "
-        "(docker-compose's ports).",
+        _("{setting}: the app listens on 3000 (docker-compose's ports).").format(
+            setting="portMappings=[{'containerPort': 3000, 'protocol': 'tcp'}]"
+        ),
     )
     environment = {e["name"]: e.get("value", "") for e in container.get("environment", [])}
     c.expect(
-        "environment APP_ENV and PORT",
+        _("environment APP_ENV and PORT"),
         environment.get("APP_ENV") == "production" and environment.get("PORT") == "3000",
         [f"{k}={v}" for k, v in environment.items() if "PASS" not in k.upper()],
-        "environment=[{'name': 'APP_ENV', 'value': 'production'}, {'name': 'PORT', 'value': "
-        "'3000'}] (the article's NODE_ENV is APP_ENV for the kit's Python app).",
+        _("{setting} (the article's NODE_ENV is APP_ENV for the kit's Python app).").format(
+            setting="environment=[{'name': 'APP_ENV', 'value': 'production'}, "
+            "{'name': 'PORT', 'value': '3000'}]"
+        ),
     )
     _secrets(c, container, pre.database.secret_arn)
     _no_plain_password(lab, c, environment, pre.database.secret_arn)
@@ -126,9 +145,9 @@ def _size_is_valid(c: Criteria, td: dict[str, Any]) -> None:
     try:
         fargate.check_task_size(cpu or "", memory or "")
     except FargateSizeError as error:
-        c.expect("a Fargate task size", False, f"cpu {cpu} / memory {memory}", str(error))
+        c.expect(_("a Fargate task size"), False, f"cpu {cpu} / memory {memory}", str(error))
     else:
-        c.expect("a Fargate task size", True, f"cpu {cpu} / memory {memory}")
+        c.expect(_("a Fargate task size"), True, f"cpu {cpu} / memory {memory}")
 
 
 def _secrets(c: Criteria, container: dict[str, Any], secret_arn: str) -> None:
@@ -137,13 +156,15 @@ def _secrets(c: Criteria, container: dict[str, Any], secret_arn: str) -> None:
         expected = f"{secret_arn}:{key}::"
         value = found.get(name)
         if value is None:
-            hint = f"Add {{'name': {name!r}, 'valueFrom': '<secret ARN>:{key}::'}} to secrets."
-        else:
-            hint = (
-                f"valueFrom must be `<secret ARN>:<json key>::`, e.g. {expected} (the two "
-                "trailing colons keep the version stage and id empty: AWSCURRENT)."
+            hint = _("Add {entry} to secrets.").format(
+                entry=f"{{'name': {name!r}, 'valueFrom': '<secret ARN>:{key}::'}}"
             )
-        c.equal(f"secret {name}", value, expected, hint)
+        else:
+            hint = _(
+                "valueFrom must be `<secret ARN>:<json key>::`, e.g. {expected} (the two "
+                "trailing colons keep the version stage and id empty: AWSCURRENT)."
+            ).format(expected=expected)
+        c.equal(_("secret {name}").format(name=name), value, expected, hint)
 
 
 def _no_plain_password(lab: Lab, c: Criteria, environment: dict[str, str], secret_arn: str) -> None:
@@ -154,11 +175,16 @@ def _no_plain_password(lab: Lab, c: Criteria, environment: dict[str, str], secre
     bad = sorted(set(named + leaked))
     # Never show a value here: only the names of the variables at fault.
     c.expect(
-        "no database password in plain environment",
+        _("no database password in plain environment"),
         not bad,
-        f"environment variables holding a password: {', '.join(bad)}" if bad else "none",
-        "Anyone who can read the task definition sees its environment. Take the password "
-        "out of environment and give it as a secret: DB_PASSWORD from '<secret ARN>:password::'.",
+        _("environment variables holding a password: {names}").format(names=", ".join(bad))
+        if bad
+        else _("none"),
+        _(
+            "Anyone who can read the task definition sees its environment. Take the password "
+            "out of environment and give it as a secret: DB_PASSWORD from "
+            "'<secret ARN>:password::'."
+        ),
     )
 
 
@@ -166,62 +192,79 @@ def _awslogs(lab: Lab, c: Criteria, container: dict[str, Any], log_group: str) -
     config = container.get("logConfiguration") or {}
     options = config.get("options", {})
     c.equal(
-        "log driver", config.get("logDriver"), "awslogs", "logConfiguration.logDriver='awslogs'."
+        _("log driver"),
+        config.get("logDriver"),
+        "awslogs",
+        _("logConfiguration.logDriver='awslogs'."),
     )
     c.equal(
-        "awslogs group",
+        _("awslogs group"),
         options.get("awslogs-group"),
         log_group,
-        f"options['awslogs-group'] is the log group of chapter 4: {log_group}",
+        _("options['awslogs-group'] is the log group of chapter 4: {log_group}").format(
+            log_group=log_group
+        ),
     )
     c.equal(
-        "awslogs region",
+        _("awslogs region"),
         options.get("awslogs-region"),
         lab.region,
-        f"options['awslogs-region'] is the region the log group is in: {lab.region}",
+        _("options['awslogs-region'] is the region the log group is in: {region}").format(
+            region=lab.region
+        ),
     )
     c.equal(
-        "awslogs stream prefix",
+        _("awslogs stream prefix"),
         options.get("awslogs-stream-prefix"),
         "ecs",
-        "options['awslogs-stream-prefix']='ecs' (required on Fargate): streams are then "
-        "named ecs/<container>/<task id>.",
+        _(
+            "options['awslogs-stream-prefix']='ecs' (required on Fargate): streams are then "
+            "named ecs/<container>/<task id>."
+        ),
     )
 
 
-@register("07-task-size", "Choose the task size")
+@register("07-task-size", N_("Choose the task size"))
 def check_task_size(lab: Lab, c: Criteria) -> None:
     """Exercise 2: a Fargate size with at least 0.5 vCPU and 1 GiB, and no bigger."""
     td = learner_task_definition(lab)
     cpu, memory = td.get("cpu") or "", td.get("memory") or ""
-    c.expect("task definition", True, _revision(td))
+    c.expect(_("task definition"), True, _revision(td))
     try:
         cpu_units, memory_mib = fargate.check_task_size(cpu, memory)
     except FargateSizeError as error:
-        c.expect("a Fargate task size", False, f"cpu {cpu} / memory {memory}", str(error))
+        c.expect(_("a Fargate task size"), False, f"cpu {cpu} / memory {memory}", str(error))
         return
-    c.expect("a Fargate task size", True, f"cpu {cpu_units} / memory {memory_mib} MiB")
+    c.expect(_("a Fargate task size"), True, f"cpu {cpu_units} / memory {memory_mib} MiB")
     c.expect(
-        "at least 0.5 vCPU",
+        _("at least 0.5 vCPU"),
         cpu_units >= NEEDED_CPU,
-        f"{cpu_units} CPU units ({fargate.vcpu_label(cpu_units)})",
-        f"The app needs half a vCPU: cpu {NEEDED_CPU} or more (1024 units are 1 vCPU).",
+        _("{units} CPU units ({vcpu})").format(units=cpu_units, vcpu=fargate.vcpu_label(cpu_units)),
+        _("The app needs half a vCPU: cpu {cpu} or more (1024 units are 1 vCPU).").format(
+            cpu=NEEDED_CPU
+        ),
     )
     c.expect(
-        "at least 1 GiB of memory",
+        _("at least 1 GiB of memory"),
         memory_mib >= NEEDED_MEMORY,
         f"{memory_mib} MiB",
-        f"The app needs {NEEDED_MEMORY} MiB. With 512 CPU units Fargate offers 1024 to 4096 MiB.",
+        _("The app needs {memory} MiB. With 512 CPU units Fargate offers 1024 to 4096 MiB.").format(
+            memory=NEEDED_MEMORY
+        ),
     )
     cheapest = _cheapest(lab.region)
     hourly = pricing.fargate_tasks(lab.region, 1, cpu_units, memory_mib).usd_per_hour
     c.expect(
-        "the cheapest size that fits",
+        _("the cheapest size that fits"),
         (cpu_units, memory_mib) == cheapest,
-        f"cpu {cpu_units} / memory {memory_mib} MiB: ${hourly:.5f} per task-hour",
-        "Fargate bills vCPU and GB by the second: each step up costs more. 256 CPU units "
-        "allow 512, 1024 or 2048 MiB but only a quarter vCPU; 512 units allow 1024 to 4096 "
-        f"MiB: the smallest pair with both is cpu {cheapest[0]} / memory {cheapest[1]}.",
+        _("cpu {cpu} / memory {memory} MiB: ${usd:.5f} per task-hour").format(
+            cpu=cpu_units, memory=memory_mib, usd=hourly
+        ),
+        _(
+            "Fargate bills vCPU and GB by the second: each step up costs more. 256 CPU units "
+            "allow 512, 1024 or 2048 MiB but only a quarter vCPU; 512 units allow 1024 to 4096 "
+            "MiB: the smallest pair with both is cpu {cpu} / memory {memory}."
+        ).format(cpu=cheapest[0], memory=cheapest[1]),
     )
 
 
@@ -232,5 +275,5 @@ def _cheapest(region: str) -> tuple[int, int]:
         for memory in sizes
         if cpu >= NEEDED_CPU and memory >= NEEDED_MEMORY
     ]
-    _, cpu, memory = min(fits)
+    _usd, cpu, memory = min(fits)
     return cpu, memory

@@ -22,6 +22,7 @@ from handson.classroom.parallel import each_student, error_text
 from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import Lab, connect
 from handson.exceptions import ConfigurationError, NotFoundError
+from handson.i18n import N_, _
 
 __all__ = ["COLUMNS", "class_cost", "status", "student_status"]
 
@@ -62,7 +63,9 @@ def status(
     roster = as_roster(roster)
     check_backend(backend)
     if not health_timeout > 0:
-        raise ConfigurationError(f"health_timeout={health_timeout!r}: give seconds above 0.")
+        raise ConfigurationError(
+            _("health_timeout={timeout!r}: give seconds above 0.").format(timeout=health_timeout)
+        )
 
     def row(student: Student) -> dict[str, Any]:
         values: dict[str, Any] = {"student": student.student, "account": student.account_id}
@@ -81,7 +84,7 @@ def status(
     return board
 
 
-@step("Read the student's status")
+@step(N_("Read the student's status"))
 def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
     """One student's board row (without the name): service counts, target health, rollout,
     /health through the ALB and the hourly cost of what bills by the hour: the NAT gateways
@@ -127,9 +130,9 @@ def student_status(lab: Lab, *, health_timeout: float = 3.0) -> dict[str, Any]:
         usd += _fargate_per_hour(lab, service)
     values["usd_per_hour"] = round(usd, 4)
     if len(missing) == 2:
-        values["error"] = "not provisioned"
+        values["error"] = _("not provisioned")
     elif missing:
-        values["error"] = f"partly provisioned: no {missing[0]}"
+        values["error"] = _("partly provisioned: no {missing}").format(missing=missing[0])
     return values
 
 
@@ -181,5 +184,5 @@ def _health(lab: Lab, url: str, timeout: float) -> str:
     except (OSError, http.client.HTTPException) as error:
         # A new ALB's DNS name takes minutes to resolve on AWS; a stuck target times out.
         reason = getattr(error, "reason", None) or error
-        return f"no answer ({reason})"
+        return _("no answer ({reason})").format(reason=reason)
     return "ok" if response.status == 200 else f"HTTP {response.status}"

@@ -25,13 +25,14 @@ from handson.classroom.parallel import each_student, error_text
 from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import Lab, connect
 from handson.exceptions import ConfigurationError
+from handson.i18n import N_, _
 
 __all__ = ["DEFAULT_PARALLEL", "Gradebook", "check_names", "grade", "grade_lab", "score"]
 
 DEFAULT_PARALLEL = 8
 # Columns after the checks' own ones.
 SCORE, FAILING, ERROR = "score", "failing", "error"
-CHECK_FAILED = "the check could run"
+CHECK_FAILED = N_("the check could run")
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,9 +75,16 @@ class Gradebook:
             return self.results[student][check]
         except KeyError:
             raise ConfigurationError(
-                f"No result of {check!r} for {student!r}: the gradebook has the checks "
-                f"{', '.join(self.checks)} for {', '.join(self.results) or 'nobody'} (a "
-                "student whose account could not be reached has none)."
+                _(
+                    "No result of {check!r} for {student!r}: the gradebook has the checks "
+                    "{checks} for {students} (a student whose account could not be reached "
+                    "has none)."
+                ).format(
+                    check=check,
+                    student=student,
+                    checks=", ".join(self.checks),
+                    students=", ".join(self.results) or _("nobody"),
+                )
             ) from None
 
     def write(self, out: str | os.PathLike[str] = "runs") -> tuple[Path, Path]:
@@ -86,7 +94,8 @@ class Gradebook:
         csv_path, html_path = directory / "gradebook.csv", directory / "gradebook.html"
         self.table.to_csv(csv_path, index=False)
         html_path.write_text(
-            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Gradebook</title>'
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+            f"<title>{html.escape(_('Gradebook'))}</title>"
             f"</head><body>\n{self._repr_html_()}\n</body></html>\n",
             encoding="utf-8",
         )
@@ -105,9 +114,11 @@ class Gradebook:
                     cells.append(f"<td>{html.escape(text)}</td>")
             rows.append(f"<tr>{''.join(cells)}</tr>")
         verdict = (
-            "every student passes every check"
+            _("every student passes every check")
             if self.ok
-            else (f"{len(self.passed)} of {len(self.table)} students pass every check")
+            else _("{passed} of {students} students pass every check").format(
+                passed=len(self.passed), students=len(self.table)
+            )
         )
         return (
             f"<div><p><b>{html.escape(verdict)}</b></p><table><thead><tr>{head}</tr></thead>"
@@ -119,8 +130,10 @@ def _mark(value: Any) -> str:
     if pd.isna(value):
         return "<td></td>"
     if value:
-        return '<td style="background:#dafbe1;color:#1a7f37">&#10004; passed</td>'
-    return '<td style="background:#ffebe9;color:#cf222e">&#10008; not yet</td>'
+        label = html.escape(_("passed"))
+        return f'<td style="background:#dafbe1;color:#1a7f37">&#10004; {label}</td>'
+    label = html.escape(_("not yet"))
+    return f'<td style="background:#ffebe9;color:#cf222e">&#10008; {label}</td>'
 
 
 def check_names(checks: Sequence[str] | str | None = None) -> tuple[str, ...]:
@@ -133,12 +146,16 @@ def check_names(checks: Sequence[str] | str | None = None) -> tuple[str, ...]:
     wanted = [checks] if isinstance(checks, str) else list(checks)
     wanted = list(dict.fromkeys(name.strip() for name in wanted if name.strip()))
     if not wanted:
-        raise ConfigurationError(f"No check given: choose from {', '.join(known)}.")
+        raise ConfigurationError(
+            _("No check given: choose from {checks}.").format(checks=", ".join(known))
+        )
     unknown = [name for name in wanted if name not in known]
     if unknown:
         listed = ", ".join(repr(name) for name in unknown)
         raise ConfigurationError(
-            f"There is no check called {listed}. The checks are: {', '.join(known)}."
+            _("There is no check called {names}. The checks are: {checks}.").format(
+                names=listed, checks=", ".join(known)
+            )
         )
     return tuple(wanted)
 
@@ -169,7 +186,8 @@ def grade(
             lab = connect(**student.notebook_parameters(backend))  # type: ignore[arg-type]
             lab.account_id  # noqa: B018  (GetCallerIdentity: is the account reachable?)
         except Exception as error:  # reported in the row: one account never stops the class
-            return {**row, ERROR: f"could not reach the account: {error_text(error)}"}, {}
+            reason = _("could not reach the account: {error}").format(error=error_text(error))
+            return {**row, ERROR: reason}, {}
         results = grade_lab(lab, names)
         row.update({name: result.passed for name, result in results.items()})
         row[SCORE] = score(results)
@@ -178,7 +196,7 @@ def grade(
 
     graded = each_student(roster, run, parallel=parallel)
     columns = ["student", *names, SCORE, FAILING, ERROR]
-    table = pd.DataFrame([row for row, _ in graded], columns=columns)
+    table = pd.DataFrame([row for row, _found in graded], columns=columns)
     table[list(names)] = table[list(names)].astype("boolean")
     table[SCORE] = table[SCORE].fillna("")
     results = {row["student"]: found for row, found in graded if found}
@@ -193,13 +211,15 @@ def grade_lab(lab: Lab, checks: Sequence[str]) -> dict[str, CheckResult]:
         try:
             results[name] = kit_checks.check(lab, name)
         except Exception as error:  # this check only: the student's other checks still run
-            title = check_base.get(name).title
+            title = _(check_base.get(name).title)
             criterion = Criterion(
-                CHECK_FAILED,
+                _(CHECK_FAILED),
                 False,
                 error_text(error),
-                "The check could not read the account; run it again, and if it keeps "
-                "failing run it in the student's notebook: handson.checks.check(lab, name).",
+                _(
+                    "The check could not read the account; run it again, and if it keeps "
+                    "failing run it in the student's notebook: handson.checks.check(lab, name)."
+                ),
             )
             results[name] = CheckResult(name, title, (criterion,))
     return results

@@ -64,7 +64,7 @@ class ForkedProcess:
         polling with one)."""
         if timeout is None and self.returncode is None:
             try:
-                _, status = os.waitpid(self.pid, 0)
+                _pid, status = os.waitpid(self.pid, 0)
                 self.returncode = os.waitstatus_to_exitcode(status)
             except ChildProcessError:  # reaped already
                 self.returncode = 0

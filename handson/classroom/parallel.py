@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from handson.classroom.roster import Roster, Student
 from handson.exceptions import ConfigurationError, HandsonError
+from handson.i18n import _
 
 T = TypeVar("T")
 
@@ -23,7 +24,9 @@ def each_student(roster: Roster, work: Callable[[Student], T], *, parallel: int)
     never stops the others.
     """
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise ConfigurationError(f"parallel={parallel!r}: give a whole number of 1 or more.")
+        raise ConfigurationError(
+            _("parallel={parallel!r}: give a whole number of 1 or more.").format(parallel=parallel)
+        )
     if not roster.students:
         return []
     with ThreadPoolExecutor(max_workers=min(parallel, len(roster))) as pool:

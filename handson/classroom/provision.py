@@ -35,6 +35,7 @@ from jupyter_client import KernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets.config import Config
 
+from handson import i18n
 from handson.classroom.kernels import PreforkedKernel
 from handson.classroom.parallel import each_student
 from handson.classroom.roster import (
@@ -45,8 +46,9 @@ from handson.classroom.roster import (
     notebook_parameter_defaults,
 )
 from handson.connection import prepare_backend
-from handson.course import KERNEL_OPTIONS, NOTEBOOK_DIR, notebook_path
+from handson.course import KERNEL_OPTIONS, notebook_path
 from handson.exceptions import ConfigurationError
+from handson.i18n import _
 
 __all__ = [
     "COLUMNS",
@@ -107,6 +109,7 @@ class _Job:
     notebooks: tuple[str, ...]
     directory: Path
     timeout: float
+    lang: str
     # The caller's environment at the time of the call (the forkserver was started with
     # whatever environment it had then); kept out of reprs because it may hold keys.
     environ: dict[str, str] = field(repr=False)
@@ -124,6 +127,7 @@ def provision(
     timeout: float = 1800.0,
     extra_parameters: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    lang: str | None = None,
 ) -> ProvisionReport:
     """Run ``notebooks`` in order for every student of ``roster``, ``parallel`` students
     at a time, and write ``out/report.csv`` and ``out/report.html``.
@@ -141,21 +145,32 @@ def provision(
     With ``resume=True`` only the students that are not done run again (done: every
     notebook's output exists and ran to the end without an exception); the others are
     reported "done before". A student's run longer than ``timeout`` seconds is stopped.
+    ``lang`` ("en" or "ja"; else ``HANDSON_LANG``, else English) is the edition of the
+    notebooks the students get, and the language the kit speaks to them in.
     """
     check_backend(backend)
+    lang = i18n.language(lang)
     keys = tuple(notebooks)
     if not keys:
-        raise ConfigurationError("notebooks=(): give at least one notebook, e.g. ('00', '07').")
+        raise ConfigurationError(_("notebooks=(): give at least one notebook, e.g. ('00', '07')."))
     for key in keys:
-        notebook_path(key)  # ConfigurationError naming the notebooks there are
+        notebook_path(key, lang)  # ConfigurationError naming the notebooks there are
     # The roster's parameter columns are checked against these notebooks, before anything.
     roster = as_roster(roster, notebooks=keys)
     if not timeout > 0:
-        raise ConfigurationError(f"timeout={timeout!r}: give the seconds a student may take.")
+        raise ConfigurationError(
+            _("timeout={timeout!r}: give the seconds a student may take.").format(timeout=timeout)
+        )
     parallel = DEFAULT_PARALLEL if parallel is None else parallel
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise ConfigurationError(f"parallel={parallel!r}: give a whole number of 1 or more.")
+        raise ConfigurationError(
+            _("parallel={parallel!r}: give a whole number of 1 or more.").format(parallel=parallel)
+        )
     parameters = _parameters(roster, backend, keys, extra_parameters or {}, overrides or {})
+    speaking = [key for key in keys if "lang" in notebook_parameter_defaults([key])]
+    for student_parameters in parameters.values():
+        for key in speaking:
+            student_parameters[key].setdefault("lang", lang)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = {s.student for s in roster if resume and is_done(out / s.student, keys)}
@@ -173,6 +188,7 @@ def provision(
             notebooks=keys,
             directory=directory,
             timeout=timeout,
+            lang=lang,
             environ=environ,
         )
     results = _run_all(jobs, pending, parallel=parallel, progress=progress, done_before=len(done))
@@ -241,7 +257,9 @@ def _parameters(
     unknown_students = sorted(set(overrides) - names)
     if unknown_students:
         raise ConfigurationError(
-            f"overrides for {', '.join(unknown_students)}: not on the roster {roster.path}."
+            _("overrides for {students}: not on the roster {roster}.").format(
+                students=", ".join(unknown_students), roster=roster.path
+            )
         )
     given = [("extra_parameters", extra)]
     given += [(f"overrides[{s!r}]", values) for s, values in overrides.items()]
@@ -249,13 +267,21 @@ def _parameters(
         for name in values:
             if name in FIXED_PARAMETERS:
                 raise ConfigurationError(
-                    f"{label} sets {name!r}: that comes from the roster and backend=, "
-                    "not from parameters."
+                    _(
+                        "{label} sets {name!r}: that comes from the roster and backend=, "
+                        "not from parameters."
+                    ).format(label=label, name=name)
                 )
             if name not in known:
                 raise ConfigurationError(
-                    f"{label} sets {name!r}, which the notebooks don't have: "
-                    f"choose from {', '.join(sorted(known - set(FIXED_PARAMETERS)))}."
+                    _(
+                        "{label} sets {name!r}, which the notebooks don't have: "
+                        "choose from {names}."
+                    ).format(
+                        label=label,
+                        name=name,
+                        names=", ".join(sorted(known - set(FIXED_PARAMETERS))),
+                    )
                 )
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for s in roster:
@@ -303,7 +329,10 @@ def _run_all(
             rows = _complete(job, [], f"{type(error).__name__}: {_first_line(str(error))}", 0.0)
         with lock:
             counts[FAILED if any(r["status"] == FAILED for r in rows) else OK] += 1
-            bar.set_postfix_str(f"done {counts[OK]}, failed {counts[FAILED]}", refresh=False)
+            progress_line = _("done {done}, failed {failed}").format(
+                done=counts[OK], failed=counts[FAILED]
+            )
+            bar.set_postfix_str(progress_line, refresh=False)
             bar.update()
         return rows
 
@@ -345,10 +374,10 @@ def _supervise(job: _Job, context: ForkServerContext) -> list[dict[str, Any]]:
         with receiver:
             while len(rows) < len(job.notebooks):
                 if not receiver.poll(max(deadline - time.monotonic(), 0)):
-                    error = (
-                        f"Timeout: the run took longer than {job.timeout:g} s and was "
+                    error = _(
+                        "Timeout: the run took longer than {seconds:g} s and was "
                         "stopped (its kernel may have hung)"
-                    )
+                    ).format(seconds=job.timeout)
                     break
                 try:
                     rows.append(receiver.recv())
@@ -362,7 +391,9 @@ def _supervise(job: _Job, context: ForkServerContext) -> list[dict[str, Any]]:
             process.join()
     finally:
         shutil.rmtree(sockets, ignore_errors=True)  # with what a killed worker left there
-    error = error or f"WorkerError: the student's process ended with code {process.exitcode}"
+    error = error or _("WorkerError: the student's process ended with code {code}").format(
+        code=process.exitcode
+    )
     return _complete(job, rows, error, time.monotonic() - started)
 
 
@@ -588,11 +619,12 @@ def _run_notebook(job: _Job, key: str, kernel: _StudentKernel) -> dict[str, Any]
         attempt += 1
         kernel_started.clear()
         try:
+            source = notebook_path(key, job.lang)
             pm.execute_notebook(
-                str(notebook_path(key)),
-                str(job.directory / notebook_path(key).name),
+                str(source),
+                str(job.directory / source.name),
                 parameters=job.parameters[key],
-                cwd=str(NOTEBOOK_DIR),
+                cwd=str(source.parent),
                 progress_bar=False,
                 # Saving the whole notebook after every cell cost ~1.5 s of CPU per student
                 # (a class shares 2 cores); it is saved when it starts and when it ends.
@@ -617,7 +649,11 @@ def _run_notebook(job: _Job, key: str, kernel: _StudentKernel) -> dict[str, Any]
             # start) another try usually works; anything later is the notebook's failure.
             kernel.discard()
             if kernel_started.is_set() or attempt > START_RETRIES:
-                where = "" if kernel_started.is_set() else f" (kernel start, {attempt} tries)"
+                where = (
+                    ""
+                    if kernel_started.is_set()
+                    else _(" (kernel start, {tries} tries)").format(tries=attempt)
+                )
                 text = f"{type(error).__name__}: {_first_line(str(error))}{where}"
                 return _row(job, key, FAILED, time.monotonic() - started, error=text)
             time.sleep(0.5 * attempt)

@@ -40,6 +40,7 @@ import pandas as pd
 
 from handson.connection import DEFAULT_REGION, check_names, ecs_regions
 from handson.exceptions import ConfigurationError, RosterError, RosterProblem
+from handson.i18n import _
 
 __all__ = [
     "COLUMNS",
@@ -99,7 +100,9 @@ class Student:
                 object.__setattr__(self, "account_id", match["account"])
         if not self.role_arn:
             raise ConfigurationError(
-                f"Student {self.student!r} has no account: give account_id or role_arn."
+                _("Student {student!r} has no account: give account_id or role_arn.").format(
+                    student=self.student
+                )
             )
 
     def notebook_parameters(self, backend: str) -> dict[str, str]:
@@ -224,7 +227,10 @@ def _notebooks_label(keys: Sequence[str]) -> str:
 
     kit = NOTEBOOK_DIR.parent
     names = [str(Path(k).relative_to(kit)) if Path(k).is_relative_to(kit) else k for k in keys]
-    return ("notebook " if len(keys) == 1 else "notebooks ") + ", ".join(names)
+    listed = ", ".join(names)
+    if len(keys) == 1:
+        return _("notebook {names}").format(names=listed)
+    return _("notebooks {names}").format(names=listed)
 
 
 def _defaults(key: str) -> dict[str, str]:
@@ -245,7 +251,9 @@ def check_backend(backend: str) -> str:
     """Check the backend name before any account is touched."""
     if backend not in BACKENDS:
         raise ConfigurationError(
-            f"backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS)."
+            _("backend={backend!r}: choose 'sandbox' (local) or 'aws' (real AWS).").format(
+                backend=backend
+            )
         )
     return backend
 
@@ -257,13 +265,21 @@ def _read_text(path: Path, problems: list[RosterProblem]) -> str | None:
     try:
         data = path.read_bytes()
     except IsADirectoryError:
-        problems.append(RosterProblem(0, "", f"{path} is a directory, not a CSV file."))
+        problems.append(
+            RosterProblem(0, "", _("{path} is a directory, not a CSV file.").format(path=path))
+        )
         return None
     except FileNotFoundError:
-        problems.append(RosterProblem(0, "", f"{path} doesn't exist."))
+        problems.append(RosterProblem(0, "", _("{path} doesn't exist.").format(path=path)))
         return None
     except OSError as error:
-        problems.append(RosterProblem(0, "", f"{path} can't be read: {error.strerror}."))
+        problems.append(
+            RosterProblem(
+                0,
+                "",
+                _("{path} can't be read: {reason}.").format(path=path, reason=error.strerror),
+            )
+        )
         return None
     try:
         # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte order mark.
@@ -274,8 +290,10 @@ def _read_text(path: Path, problems: list[RosterProblem]) -> str | None:
             RosterProblem(
                 line,
                 "",
-                f"the file is not UTF-8 (byte 0x{data[error.start]:02x}): save it as UTF-8 "
-                "(in Excel: 'CSV UTF-8 (Comma delimited)'; plain 'CSV' is Shift_JIS or Latin-1).",
+                _(
+                    "the file is not UTF-8 (byte 0x{byte:02x}): save it as UTF-8 (in Excel: "
+                    "'CSV UTF-8 (Comma delimited)'; plain 'CSV' is Shift_JIS or Latin-1)."
+                ).format(byte=data[error.start]),
             )
         )
         return None
@@ -288,12 +306,16 @@ def _parse(
     try:
         rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except csv.Error as error:
-        problems.append(RosterProblem(reader.line_num, "", f"not a valid CSV line: {error}."))
+        problems.append(
+            RosterProblem(
+                reader.line_num, "", _("not a valid CSV line: {error}.").format(error=error)
+            )
+        )
         return None
     if not rows:
         problems.append(
             RosterProblem(
-                1, "", "the file is empty: start with a header such as student,account_id."
+                1, "", _("the file is empty: start with a header such as student,account_id.")
             )
         )
         return None
@@ -302,7 +324,7 @@ def _parse(
     parameters = _check_header(header_line, names, notebooks, problems)
     if not data:
         problems.append(
-            RosterProblem(0, "", "the roster has no students: add one row per student.")
+            RosterProblem(0, "", _("the roster has no students: add one row per student."))
         )
     rows_checker = _RowChecker(names, parameters, problems)
     students = [s for line, row in data if (s := rows_checker.check(line, row)) is not None]
@@ -315,20 +337,24 @@ def _check_header(
     """Check the header; returns the valid parameter columns with their notebook defaults."""
     parameters: dict[str, str] = {}
     if "student" not in names:
-        problems.append(RosterProblem(line, "student", "the header has no student column."))
+        problems.append(RosterProblem(line, "student", _("the header has no student column.")))
     if "account_id" not in names and "role_arn" not in names:
         problems.append(
             RosterProblem(
-                line, "account_id", "the header needs an account_id or a role_arn column."
+                line, "account_id", _("the header needs an account_id or a role_arn column.")
             )
         )
     for i, name in enumerate(names):
         if name and name in names[:i]:
-            problems.append(RosterProblem(line, name, "this column appears twice in the header."))
+            problems.append(
+                RosterProblem(line, name, _("this column appears twice in the header."))
+            )
         elif name and name not in COLUMNS:
             if ";" in name or "\t" in name:
-                advice = "Separate the columns with commas, not semicolons or tabs."
-                problems.append(RosterProblem(line, name, f"unknown column. {advice}"))
+                advice = _("Separate the columns with commas, not semicolons or tabs.")
+                problems.append(
+                    RosterProblem(line, name, _("unknown column. {advice}").format(advice=advice))
+                )
             elif _check_parameter_column(line, name, notebooks, problems):
                 parameters[name] = notebook_parameter_defaults(notebooks)[name]
     return parameters
@@ -340,14 +366,16 @@ def _check_parameter_column(
     """Whether ``name`` can be a parameter column for ``notebooks``; records why not."""
     if not name.isidentifier() or keyword.iskeyword(name):
         close = difflib.get_close_matches(name, COLUMNS, n=1)
-        advice = f" Did you mean {close[0]!r}?" if close else ""
+        advice = _(" Did you mean {column!r}?").format(column=close[0]) if close else ""
         problems.append(
             RosterProblem(
                 line,
                 name,
-                f"unknown column: not a roster column ({', '.join(COLUMNS)}), and a notebook "
-                "parameter column is named as a Python identifier (letters, digits and _, "
-                f"not starting with a digit, e.g. task_memory).{advice}",
+                _(
+                    "unknown column: not a roster column ({columns}), and a notebook "
+                    "parameter column is named as a Python identifier (letters, digits and _, "
+                    "not starting with a digit, e.g. task_memory).{advice}"
+                ).format(columns=", ".join(COLUMNS), advice=advice),
             )
         )
         return False
@@ -356,8 +384,10 @@ def _check_parameter_column(
             RosterProblem(
                 line,
                 name,
-                f"{name} can't be a roster column: it comes from --backend (backend=) for "
-                "the whole class. Remove the column.",
+                _(
+                    "{name} can't be a roster column: it comes from --backend (backend=) for "
+                    "the whole class. Remove the column."
+                ).format(name=name),
             )
         )
         return False
@@ -365,17 +395,28 @@ def _check_parameter_column(
     if name in known:
         return True
     close = difflib.get_close_matches(name, [*COLUMNS, *known], n=1)
-    advice = f"Did you mean {close[0]!r}? " if close else ""
+    advice = _("Did you mean {column!r}? ").format(column=close[0]) if close else ""
     elsewhere = [k for k in _notebook_keys(None) if k not in notebooks and name in _defaults(k)]
     if elsewhere:
-        advice += f"It is a parameter of {_notebooks_label(elsewhere)}, not run here."
+        advice += _("It is a parameter of {notebooks}, not run here.").format(
+            notebooks=_notebooks_label(elsewhere)
+        )
     choices = sorted(set(known) - set(COLUMNS) - set(RESERVED_PARAMETERS))
     problems.append(
         RosterProblem(
             line,
             name,
-            f"unknown column: neither a roster column ({', '.join(COLUMNS)}) nor a parameter "
-            f"of {_notebooks_label(notebooks)} ({', '.join(choices) or 'none'}). {advice}".strip(),
+            _(
+                "unknown column: neither a roster column ({columns}) nor a parameter "
+                "of {notebooks} ({parameters}). {advice}"
+            )
+            .format(
+                columns=", ".join(COLUMNS),
+                notebooks=_notebooks_label(notebooks),
+                parameters=", ".join(choices) or _("none"),
+                advice=advice,
+            )
+            .strip(),
         )
     )
     return False
@@ -409,10 +450,14 @@ class _RowChecker:
         region = cells.get("region") or DEFAULT_REGION
         if region not in self.regions:
             close = difflib.get_close_matches(region, sorted(self.regions), n=1)
-            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            suggestion = _(" (did you mean {region!r}?)").format(region=close[0]) if close else ""
             self.problems.append(
                 RosterProblem(
-                    line, "region", f"{region!r} is not an AWS region with ECS{suggestion}."
+                    line,
+                    "region",
+                    _("{region!r} is not an AWS region with ECS{suggestion}.").format(
+                        region=region, suggestion=suggestion
+                    ),
                 )
             )
         parameters = {}
@@ -445,13 +490,19 @@ class _RowChecker:
                 RosterProblem(
                     line,
                     "",
-                    f"a value in column {extra[0]}, but the header has {len(self.names)} "
-                    "columns (a value with a comma in it needs double quotes).",
+                    _(
+                        "a value in column {column}, but the header has {columns} "
+                        "columns (a value with a comma in it needs double quotes)."
+                    ).format(column=extra[0], columns=len(self.names)),
                 )
             )
         if unnamed:
             self.problems.append(
-                RosterProblem(line, "", f"a value in column {unnamed[0]}, which has no name.")
+                RosterProblem(
+                    line,
+                    "",
+                    _("a value in column {column}, which has no name.").format(column=unnamed[0]),
+                )
             )
         return {n: c.strip() for n, c in zip(self.names, row, strict=False) if n}
 
@@ -464,9 +515,11 @@ class _RowChecker:
                 RosterProblem(
                     line,
                     "account_id" if cells.get("account_id") else "role_arn",
-                    f"account {account} is already {earlier[0]}'s (line {earlier[1]}): each "
-                    "student needs an account of their own (the kit's resource names, "
-                    "my-project-dev-*, would collide).",
+                    _(
+                        "account {account} is already {student}'s (line {line}): each "
+                        "student needs an account of their own (the kit's resource names, "
+                        "my-project-dev-*, would collide)."
+                    ).format(account=account, student=earlier[0], line=earlier[1]),
                 )
             )
 
@@ -483,25 +536,27 @@ def _parameter_value(
     if isinstance(example, bool):
         if text.lower() in BOOLEANS:
             return BOOLEANS[text.lower()]
-        expected = "true or false"
+        expected = _("true or false")
     elif isinstance(example, int):
         try:
             return int(text)
         except ValueError:
-            expected = "a whole number"
+            expected = _("a whole number")
     elif isinstance(example, float):
         try:
             return float(text)
         except ValueError:
-            expected = "a number"
+            expected = _("a number")
     else:
         return text
     problems.append(
         RosterProblem(
             line,
             name,
-            f"{text!r}: {name} is {expected} (the notebook's default is {default}); "
-            "leave the cell empty for the default.",
+            _(
+                "{text!r}: {name} is {expected} (the notebook's default is {default}); "
+                "leave the cell empty for the default."
+            ).format(text=text, name=name, expected=expected, default=default),
         )
     )
     return None
@@ -511,7 +566,7 @@ def _check_student(
     line: int, student: str, seen: dict[str, tuple[str, int]], problems: list[RosterProblem]
 ) -> None:
     if not student:
-        problems.append(RosterProblem(line, "student", "the student's name is empty."))
+        problems.append(RosterProblem(line, "student", _("the student's name is empty.")))
         return
     try:
         check_names(
@@ -522,13 +577,15 @@ def _check_student(
     # Case-insensitively: runs/<student>/ would collide on macOS and Windows file systems.
     earlier = seen.setdefault(student.casefold(), (student, line))
     if earlier[1] != line:
-        spelt = f" as {earlier[0]!r}" if earlier[0] != student else ""
+        spelt = _(" as {name!r}").format(name=earlier[0]) if earlier[0] != student else ""
         problems.append(
             RosterProblem(
                 line,
                 "student",
-                f"{student!r} is already on line {earlier[1]}{spelt}: "
-                "student names must be unique (case doesn't count).",
+                _(
+                    "{student!r} is already on line {line}{spelt}: "
+                    "student names must be unique (case doesn't count)."
+                ).format(student=student, line=earlier[1], spelt=spelt),
             )
         )
 
@@ -541,18 +598,28 @@ def _check_account(line: int, cells: dict[str, str], problems: list[RosterProble
             RosterProblem(
                 line,
                 "account_id",
-                "no account: give account_id (12 digits) or role_arn "
-                f"(arn:aws:iam::<account_id>:role/{DEFAULT_ROLE}).",
+                _(
+                    "no account: give account_id (12 digits) or role_arn "
+                    "(arn:aws:iam::<account_id>:role/{role})."
+                ).format(role=DEFAULT_ROLE),
             )
         )
         return None
     valid = True
     if account_id and not ACCOUNT_ID.match(account_id):
         valid = False
-        advice = "an AWS account id is 12 digits"
+        advice = _("an AWS account id is 12 digits")
         if account_id.isdigit() and 9 <= len(account_id) < 12:
-            advice += " (a spreadsheet may have dropped leading zeros: format the column as text)"
-        problems.append(RosterProblem(line, "account_id", f"{account_id!r}: {advice}."))
+            advice += _(
+                " (a spreadsheet may have dropped leading zeros: format the column as text)"
+            )
+        problems.append(
+            RosterProblem(
+                line,
+                "account_id",
+                _("{account_id!r}: {advice}.").format(account_id=account_id, advice=advice),
+            )
+        )
     match = ROLE_ARN.match(role_arn) if role_arn else None
     if role_arn and match is None:
         valid = False
@@ -560,8 +627,10 @@ def _check_account(line: int, cells: dict[str, str], problems: list[RosterProble
             RosterProblem(
                 line,
                 "role_arn",
-                f"{role_arn!r} is not an IAM role ARN: "
-                "arn:aws:iam::<12-digit account>:role/<name>.",
+                _(
+                    "{role_arn!r} is not an IAM role ARN: "
+                    "arn:aws:iam::<12-digit account>:role/<name>."
+                ).format(role_arn=role_arn),
             )
         )
     if not valid:
@@ -571,8 +640,10 @@ def _check_account(line: int, cells: dict[str, str], problems: list[RosterProble
             RosterProblem(
                 line,
                 "role_arn",
-                f"the role is in account {match['account']} but account_id is {account_id}: "
-                "give one of them, or make them agree.",
+                _(
+                    "the role is in account {role_account} but account_id is {account_id}: "
+                    "give one of them, or make them agree."
+                ).format(role_account=match["account"], account_id=account_id),
             )
         )
         return None

@@ -15,6 +15,7 @@ from handson import teardown as kit_teardown
 from handson.classroom.parallel import each_student, error_text
 from handson.classroom.roster import Roster, Student, as_roster, check_backend
 from handson.connection import connect
+from handson.i18n import _
 
 __all__ = ["PLAN_COLUMNS", "SUMMARY_COLUMNS", "teardown_class", "teardown_plan"]
 
@@ -73,12 +74,18 @@ def teardown_class(
         try:
             left = kit_teardown.leftovers(lab)
         except Exception as error:
-            errors.append(f"could not check what is left: {error_text(error)}")
+            errors.append(
+                _("could not check what is left: {error}").format(error=error_text(error))
+            )
         else:
             row["leftovers"] = len(left)
             if len(left):
                 kinds = ", ".join(sorted(set(left["kind"])))
-                errors.append(f"{len(left)} tagged resources left ({kinds})")
+                errors.append(
+                    _("{count} tagged resources left ({kinds})").format(
+                        count=len(left), kinds=kinds
+                    )
+                )
         if errors:
             row.update(status="failed", error="; ".join(errors))
         return row

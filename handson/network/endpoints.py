@@ -20,6 +20,7 @@ from handson import iam, logs, pricing, waiting
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import AwsError, ConfigurationError, WaitTimeoutError
+from handson.i18n import _
 from handson.network.model import (
     SERIES_AZS,
     _by_name,
@@ -191,11 +192,11 @@ def ensure_interface_endpoints(lab: Lab) -> tuple[str, ...]:
     group = _endpoints_group(lab, vpc_id)
     if group is None:
         raise _missing(
-            f"The security group {_group_name(lab)}",
+            _("The security group {name}").format(name=_group_name(lab)),
             "InvalidGroup.NotFound",
             "DescribeSecurityGroups",
         )
-    _, private_names = _subnet_names(lab, availability_zones(lab))
+    _public, private_names = _subnet_names(lab, availability_zones(lab))
     subnets = [s["SubnetId"] for s in _require_subnets(lab, vpc_id, private_names)]
     names = [_endpoint_name(lab, s) for s in INTERFACE_SERVICES]
     found = _endpoints(lab, vpc_id, names)
@@ -225,18 +226,22 @@ def _wait_available(lab: Lab, ids: list[str]) -> None:
         failed = [i for i, state in states.items() if state in ("failed", "rejected")]
         if failed:
             raise AwsError(
-                f"VPC endpoint {failed[0]} is {states[failed[0]]}.",
+                _("VPC endpoint {endpoint} is {state}.").format(
+                    endpoint=failed[0], state=states[failed[0]]
+                ),
                 code="VpcEndpointFailed",
                 operation="CreateVpcEndpoint",
-                hint="Delete it in the VPC console and run the cell again.",
+                hint=_("Delete it in the VPC console and run the cell again."),
             )
         return all(state == "available" for state in states.values())
 
     if not waiting.until(ready, timeout=ENDPOINT_WAIT_SECONDS):
         now = ", ".join(f"{i} {s}" for i, s in states.items())
         raise WaitTimeoutError(
-            f"The VPC endpoints did not become available within 10 minutes ({now}). Look "
-            "at them in the VPC console and run the cell again."
+            _(
+                "The VPC endpoints did not become available within 10 minutes ({now}). Look "
+                "at them in the VPC console and run the cell again."
+            ).format(now=now)
         )
 
 
@@ -274,10 +279,10 @@ def ensure_flow_logs(lab: Lab) -> str:
     if created.get("Unsuccessful"):
         error = created["Unsuccessful"][0]["Error"]
         raise AwsError(
-            f"CreateFlowLogs: {error.get('Message', '')}",
+            _("CreateFlowLogs: {message}").format(message=error.get("Message", "")),
             code=str(error.get("Code", "FlowLogFailed")),
             operation="CreateFlowLogs",
-            hint="Check the flow logs role's trust policy and run the cell again.",
+            hint=_("Check the flow logs role's trust policy and run the cell again."),
         )
     return str(created["FlowLogIds"][0])
 
@@ -306,11 +311,15 @@ def _flow_records(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def _check_flow_filter(action: str | None, port: int | None) -> None:
     if action is not None and action not in FLOW_ACTIONS:
         raise ConfigurationError(
-            f"action={action!r}: flow log records say ACCEPT or REJECT; give one of those "
-            "(in capitals) or None for both."
+            _(
+                "action={action!r}: flow log records say ACCEPT or REJECT; give one of those "
+                "(in capitals) or None for both."
+            ).format(action=action)
         )
     if port is not None and not (isinstance(port, int) and 0 <= port <= 65535):
-        raise ConfigurationError(f"port={port!r}: give a TCP port from 0 to 65535, or None.")
+        raise ConfigurationError(
+            _("port={port!r}: give a TCP port from 0 to 65535, or None.").format(port=port)
+        )
 
 
 def _flow_table(
@@ -358,7 +367,9 @@ def show_flow_logs(
     """
     _check_flow_filter(action, port)
     if limit < 1:
-        raise ConfigurationError(f"limit={limit!r}: ask for at least 1 record.")
+        raise ConfigurationError(
+            _("limit={limit!r}: ask for at least 1 record.").format(limit=limit)
+        )
     table = _flow_table(_flow_records(_flow_reader(lab, since_minutes).read()), action, port)
     return table.tail(limit).reset_index(drop=True)
 
@@ -390,12 +401,19 @@ def wait_for_flow_logs(
         return not found.empty
 
     if not waiting.until(delivered, timeout=timeout):
-        where = f" on port {port}" if port is not None else ""
+        where = _(" on port {port}").format(port=port) if port is not None else ""
         raise WaitTimeoutError(
-            f"No {action} record{where} reached {logs.flow_log_group_name(lab)} within "
-            f"{timeout / 60:g} minutes. Check in the VPC console (your VPC, Flow logs tab) "
-            "that the flow log's delivery status is SUCCESS, that traffic flows, and run the "
-            "cell again."
+            _(
+                "No {action} record{where} reached {group} within "
+                "{minutes:g} minutes. Check in the VPC console (your VPC, Flow logs tab) "
+                "that the flow log's delivery status is SUCCESS, that traffic flows, and run the "
+                "cell again."
+            ).format(
+                action=action,
+                where=where,
+                group=logs.flow_log_group_name(lab),
+                minutes=timeout / 60,
+            )
         )
     return found
 
@@ -491,8 +509,10 @@ def delete_endpoints(lab: Lab) -> None:
         )
         if not gone:
             raise WaitTimeoutError(
-                "The VPC endpoints were not deleted within 10 minutes. Look at them in the "
-                "VPC console and run the cell again."
+                _(
+                    "The VPC endpoints were not deleted within 10 minutes. Look at them in the "
+                    "VPC console and run the cell again."
+                )
             )
     found = ec2.describe_security_groups(Filters=_owned(lab, [_group_name(lab)]))["SecurityGroups"]
     for group in found:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from handson.connection import Lab
 from handson.exceptions import NotFoundError
+from handson.i18n import N_, _
 
 VPC_CIDR: Final = "10.0.0.0/16"
 ANYWHERE: Final = "0.0.0.0/0"
@@ -19,7 +20,7 @@ SERIES_REGION: Final = "ap-northeast-1"
 SERIES_AZS: Final = ("ap-northeast-1a", "ap-northeast-1c")
 PUBLIC_CIDRS: Final = ("10.0.1.0/24", "10.0.2.0/24")
 PRIVATE_CIDRS: Final = ("10.0.11.0/24", "10.0.12.0/24")
-NOT_BUILT_HINT: Final = "Run notebook 00 first: it builds chapters 1-6, starting with the VPC."
+NOT_BUILT_HINT: Final = N_("Run notebook 00 first: it builds chapters 1-6, starting with the VPC.")
 # A NAT gateway takes one to a few minutes to become available (and to be deleted).
 NAT_WAIT_SECONDS: Final = 600.0
 VPC_WAIT_SECONDS: Final = 60.0
@@ -167,7 +168,10 @@ def _by_name(resources: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _missing(what: str, code: str, operation: str) -> NotFoundError:
     return NotFoundError(
-        f"{what} doesn't exist yet.", code=code, operation=operation, hint=NOT_BUILT_HINT
+        _("{what} doesn't exist yet.").format(what=what),
+        code=code,
+        operation=operation,
+        hint=_(NOT_BUILT_HINT),
     )
 
 

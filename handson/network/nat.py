@@ -14,6 +14,7 @@ from handson import pricing, waiting
 from handson.aws_errors import step
 from handson.connection import Lab
 from handson.exceptions import AwsError, WaitTimeoutError
+from handson.i18n import _
 from handson.network.model import (
     ANYWHERE,
     LIVE_NAT_STATES,
@@ -68,16 +69,21 @@ def _wait_nat(lab: Lab, waiter: str, nat_ids: list[str]) -> None:
         ]
         if failed:
             raise AwsError(
-                f"NAT gateway {failed[0]['NatGatewayId']} failed: "
-                f"{failed[0].get('FailureMessage', '')}",
+                _("NAT gateway {nat} failed: {reason}").format(
+                    nat=failed[0]["NatGatewayId"], reason=failed[0].get("FailureMessage", "")
+                ),
                 code=str(failed[0].get("FailureCode", "NatGatewayFailed")),
                 operation="CreateNatGateway",
-                hint="Check that the public subnet's route table sends 0.0.0.0/0 to the "
-                "internet gateway, then run the cell again (a new NAT gateway is created).",
+                hint=_(
+                    "Check that the public subnet's route table sends 0.0.0.0/0 to the "
+                    "internet gateway, then run the cell again (a new NAT gateway is created)."
+                ),
             ) from error
         raise WaitTimeoutError(
-            f"NAT gateways {', '.join(nat_ids)} did not reach the expected state in 10 "
-            f"minutes ({error.reason}). Look at them in the VPC console and run the cell again."
+            _(
+                "NAT gateways {nats} did not reach the expected state in 10 "
+                "minutes ({reason}). Look at them in the VPC console and run the cell again."
+            ).format(nats=", ".join(nat_ids), reason=error.reason)
         ) from error
 
 
@@ -111,7 +117,7 @@ def _remove_nat_gateways(lab: Lab, vpc_id: str | None) -> None:
     # Without the VPC no NAT gateway can be left (DeleteVpc refuses while one exists),
     # but its EIPs can.
     if vpc_id:
-        _, private_tables = _route_table_names(lab, zones)
+        _public, private_tables = _route_table_names(lab, zones)
         for table in _vpc_route_tables(lab, vpc_id):
             if not (lab.owns(table.get("Tags")) and _name(table) in private_tables):
                 continue
@@ -149,7 +155,7 @@ def ensure_nat_gateways(lab: Lab, *, enabled: bool) -> tuple[NatGateway, ...]:
         _remove_nat_gateways(lab, vpc_id)
         return ()
     zones = availability_zones(lab)
-    public_names, _ = _subnet_names(lab, zones)
+    public_names, _private = _subnet_names(lab, zones)
     public_subnets = _require_subnets(lab, vpc_id, public_names)
     nats = _by_name(_nat_gateways(lab, vpc_id, zones, LIVE_NAT_STATES))
     addresses = _by_name(

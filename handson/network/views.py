@@ -11,6 +11,7 @@ import pandas as pd
 
 from handson.aws_errors import step
 from handson.connection import Lab
+from handson.i18n import _
 from handson.network.model import (
     LIVE_NAT_STATES,
     SECURITY_GROUPS,
@@ -63,7 +64,7 @@ def get_network(lab: Lab) -> Network:
     for suffix in SECURITY_GROUPS:
         if lab.name(suffix) not in groups:
             raise _missing(
-                f"The security group {lab.name(suffix)}",
+                _("The security group {name}").format(name=lab.name(suffix)),
                 "InvalidGroup.NotFound",
                 "DescribeSecurityGroups",
             )
@@ -213,6 +214,6 @@ def _acl_text(acl: dict[str, Any], names: dict[str, str]) -> str:
 def _ingress_text(group: dict[str, Any], names: dict[str, str]) -> str:
     rules = sorted(
         (low, f"{proto} {low} from {names.get(source, source)}")
-        for proto, low, _, source in _permission_keys(group.get("IpPermissions", []))
+        for proto, low, _high, source in _permission_keys(group.get("IpPermissions", []))
     )
-    return "in: " + "; ".join(text for _, text in rules)
+    return "in: " + "; ".join(text for _rule, text in rules)

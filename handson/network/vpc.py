@@ -11,6 +11,7 @@ from typing import Any
 from handson import waiting
 from handson.aws_errors import step
 from handson.connection import Lab
+from handson.i18n import _
 from handson.network.model import (
     ANYWHERE,
     PRIVATE_CIDRS,
@@ -41,7 +42,11 @@ def _find_vpc(lab: Lab) -> dict[str, Any] | None:
 def _require_vpc(lab: Lab) -> dict[str, Any]:
     vpc = _find_vpc(lab)
     if vpc is None:
-        raise _missing(f"The VPC {lab.name('vpc')}", "InvalidVpcID.NotFound", "DescribeVpcs")
+        raise _missing(
+            _("The VPC {name}").format(name=lab.name("vpc")),
+            "InvalidVpcID.NotFound",
+            "DescribeVpcs",
+        )
     return vpc
 
 
@@ -62,7 +67,11 @@ def _require_subnets(lab: Lab, vpc_id: str, names: list[str]) -> list[dict[str, 
     found = _subnets(lab, vpc_id, names)
     for name in names:
         if name not in found:
-            raise _missing(f"The subnet {name}", "InvalidSubnetID.NotFound", "DescribeSubnets")
+            raise _missing(
+                _("The subnet {name}").format(name=name),
+                "InvalidSubnetID.NotFound",
+                "DescribeSubnets",
+            )
     return [found[n] for n in names]
 
 
@@ -78,7 +87,7 @@ def _require_internet_gateway(lab: Lab, vpc_id: str) -> dict[str, Any]:
         if any(a["VpcId"] == vpc_id for a in gateway.get("Attachments", [])):
             return gateway
     raise _missing(
-        f"The internet gateway {lab.name('igw')}",
+        _("The internet gateway {name}").format(name=lab.name("igw")),
         "InvalidInternetGatewayID.NotFound",
         "DescribeInternetGateways",
     )
@@ -98,12 +107,14 @@ def _route_table_names(lab: Lab, zones: Iterable[str]) -> tuple[str, list[str]]:
 def _require_private_route_tables(lab: Lab, vpc_id: str) -> list[dict[str, Any]]:
     """The private route tables, one per zone in zone order (NotFoundError if one is
     missing)."""
-    _, names = _route_table_names(lab, availability_zones(lab))
+    _public, names = _route_table_names(lab, availability_zones(lab))
     tables = _by_name(t for t in _vpc_route_tables(lab, vpc_id) if lab.owns(t.get("Tags")))
     missing = [n for n in names if n not in tables]
     if missing:
         raise _missing(
-            f"The route table {missing[0]}", "InvalidRouteTableID.NotFound", "DescribeRouteTables"
+            _("The route table {name}").format(name=missing[0]),
+            "InvalidRouteTableID.NotFound",
+            "DescribeRouteTables",
         )
     return [tables[n] for n in names]
 

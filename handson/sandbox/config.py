@@ -14,6 +14,7 @@ from pathlib import Path
 
 from handson.exceptions import SandboxError
 from handson.home import kit_home
+from handson.i18n import _
 
 DEFAULT_PORT = 5454
 DEFAULT_ALB_PORT = 5455
@@ -83,9 +84,11 @@ def loopback_setting(env: Mapping[str, str] | None = None) -> str:
     value = value.strip().lower() or "auto"
     if value not in LOOPBACK_MODES:
         raise SandboxError(
-            f"HANDSON_SANDBOX_LOOPBACK={value!r} is not a loopback mode; use one of "
-            f"{', '.join(LOOPBACK_MODES)} (auto, the default, picks many where the machine "
-            "has loopback addresses besides 127.0.0.1, else single)."
+            _(
+                "HANDSON_SANDBOX_LOOPBACK={value!r} is not a loopback mode; use one of "
+                "{modes} (auto, the default, picks many where the machine "
+                "has loopback addresses besides 127.0.0.1, else single)."
+            ).format(value=value, modes=", ".join(LOOPBACK_MODES))
         )
     return value
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import http.client
 import json
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from handson.exceptions import SandboxError
+from handson.i18n import N_, _
 from handson.sandbox.config import SandboxConfig, load_config
 from handson.sandbox.dataplane.runtime import MARKER_ENV, marked_processes
 
@@ -40,7 +42,7 @@ HUNG_AFTER = 60.0
 # What a request to the server can fail with: refused, reset, cut short (IncompleteRead,
 # RemoteDisconnected), timed out, or an answer that isn't JSON.
 REQUEST_ERRORS = (OSError, urllib.error.URLError, http.client.HTTPException, ValueError)
-GONE = "its accounts, services and databases are gone"
+GONE = N_("its accounts, services and databases are gone")
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,23 @@ def _describe(pids: Iterable[int]) -> tuple[str, ...]:
             postgres = True
         else:
             others += 1
-    described = [f"{others} task process" + ("es" if others != 1 else "")] if others else []
+    counted = _("{count} task process") if others == 1 else _("{count} task processes")
+    described = [counted.format(count=others)] if others else []
     return (*described, *(["PostgreSQL"] if postgres else []))
 
 
+def _both(items: Iterable[str]) -> str:
+    """``"2 task processes and PostgreSQL"``: the items joined with "and"."""
+    return str(
+        functools.reduce(
+            lambda first, second: _("{first} and {second}").format(first=first, second=second),
+            items,
+        )
+    )
+
+
 def _died(pid: int) -> str:
-    return f"the sandbox server (pid {pid}) died; {GONE}"
+    return _("the sandbox server (pid {pid}) died; {gone}").format(pid=pid, gone=_(GONE))
 
 
 def _request(
@@ -182,7 +195,9 @@ def status(config: SandboxConfig | None = None) -> SandboxStatus:
     if not _server_alive(state):
         left = _describe(_leftovers(state))
         end = (
-            f" ({' and '.join(left)} it started still run: `handson sandbox stop` ends them)"
+            _(" ({processes} it started still run: `handson sandbox stop` ends them)").format(
+                processes=_both(left)
+            )
             if left
             else ""
         )
@@ -190,8 +205,9 @@ def status(config: SandboxConfig | None = None) -> SandboxStatus:
             running=False,
             pid=int(state["pid"]),
             died=True,
-            note=f"{_died(int(state['pid']))}: run `handson sandbox start` for a new, "
-            f"empty one{end}.",
+            note=_("{died}: run `handson sandbox start` for a new, empty one{end}.").format(
+                died=_died(int(state["pid"])), end=end
+            ),
         )
     endpoint = f"http://127.0.0.1:{state['port']}"
     try:
@@ -229,18 +245,28 @@ def start(config: SandboxConfig | None = None, *, timeout: float = START_TIMEOUT
             pid, died = int(state["pid"]), not _server_alive(state)
             left = _terminate(state)
             config.state_file.unlink(missing_ok=True)
-            what = _died(pid) if died else f"the sandbox server (pid {pid}) did not answer"
-            ended = f" (ended what it left running: {' and '.join(left)})" if left else ""
-            note = f"{what}: starting a new, empty sandbox{ended}."
+            what = (
+                _died(pid)
+                if died
+                else _("the sandbox server (pid {pid}) did not answer").format(pid=pid)
+            )
+            ended = (
+                _(" (ended what it left running: {processes})").format(processes=_both(left))
+                if left
+                else ""
+            )
+            note = _("{what}: starting a new, empty sandbox{ended}.").format(what=what, ended=ended)
         for port, variable in (
             (config.port, "HANDSON_SANDBOX_PORT"),
             (config.alb_port, "HANDSON_SANDBOX_ALB_PORT"),
         ):
             if not _port_free(port):
                 raise SandboxError(
-                    f"Port {port} on 127.0.0.1 is already in use by another program, so the "
-                    f"sandbox can't listen there. Stop that program, or pick a free port: "
-                    f"{variable}=<port> handson sandbox start"
+                    _(
+                        "Port {port} on 127.0.0.1 is already in use by another program, so the "
+                        "sandbox can't listen there. Stop that program, or pick a free port: "
+                        "{variable}=<port> handson sandbox start"
+                    ).format(port=port, variable=variable)
                 )
         started = _spawn(config, timeout)
         return dataclasses.replace(started, note=note) if note else started
@@ -300,8 +326,12 @@ def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
         if process.poll() is not None:
             config.state_file.unlink(missing_ok=True)
             raise SandboxError(
-                f"The sandbox server exited during start (code {process.returncode}). "
-                f"Its log is {config.log_file}:\n{_tail(config.log_file)}"
+                _(
+                    "The sandbox server exited during start (code {code}). "
+                    "Its log is {log_file}:\n{tail}"
+                ).format(
+                    code=process.returncode, log_file=config.log_file, tail=_tail(config.log_file)
+                )
             )
         current = status(config)
         if current.running:
@@ -310,7 +340,9 @@ def _spawn(config: SandboxConfig, timeout: float) -> SandboxStatus:
     _terminate(state)
     config.state_file.unlink(missing_ok=True)
     raise SandboxError(
-        f"The sandbox server did not answer within {timeout:.0f} s; see {config.log_file}."
+        _("The sandbox server did not answer within {timeout:.0f} s; see {log_file}.").format(
+            timeout=timeout, log_file=config.log_file
+        )
     )
 
 
@@ -351,16 +383,18 @@ def shutdown(config: SandboxConfig | None = None) -> StopReport:
         if not died:
             return StopReport(stopped=True, pid=pid)
         ended = (
-            f"ended what it left running: {' and '.join(left)}"
+            _("ended what it left running: {processes}").format(processes=_both(left))
             if left
-            else "nothing it started was still running"
+            else _("nothing it started was still running")
         )
         return StopReport(
             stopped=True,
             pid=pid,
             died=True,
             leftovers=left,
-            note=f"{_died(pid)}; {ended}. `handson sandbox start` starts a new, empty one.",
+            note=_("{died}; {ended}. `handson sandbox start` starts a new, empty one.").format(
+                died=_died(pid), ended=ended
+            ),
         )
 
 
@@ -406,7 +440,7 @@ def reset(config: SandboxConfig | None = None) -> None:
     config = config or load_config()
     current = status(config)
     if not current.running or current.endpoint_url is None:
-        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+        raise SandboxError(_("The sandbox is not running. Start it with: handson sandbox start"))
     _request(f"{current.endpoint_url}/_handson/reset", "POST", timeout=30)
 
 
@@ -421,7 +455,7 @@ def inject_faults(
     config = config or load_config()
     current = status(config)
     if not current.running or current.endpoint_url is None:
-        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+        raise SandboxError(_("The sandbox is not running. Start it with: handson sandbox start"))
     _request(
         f"{current.endpoint_url}/_handson/faults",
         "POST",
@@ -435,7 +469,7 @@ def mutating_calls(account_id: str, config: SandboxConfig | None = None) -> dict
     config = config or load_config()
     current = status(config)
     if not current.running or current.endpoint_url is None:
-        raise SandboxError("The sandbox is not running. Start it with: handson sandbox start")
+        raise SandboxError(_("The sandbox is not running. Start it with: handson sandbox start"))
     answer = _request(f"{current.endpoint_url}/_handson/calls?account={account_id}")
     return {k: int(v) for k, v in answer["mutating_calls"].items()}
 

@@ -25,7 +25,7 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from handson import chapters, course, i18n
+from handson import chapters, course, i18n, waiting
 from handson.connection import connect
 from handson.progress import service_text
 
@@ -64,15 +64,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(what: str, ready: Callable[[], Any], timeout: float) -> Any:
-    """``ready()``'s first true answer, polled for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = ready()
-        if answer:
-            return answer
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not after {timeout:.0f} s")
+def wait_until(what: str, ready: Callable[[], Any], timeout: float) -> None:
+    """Poll ``ready()`` until it answers something true, for at most ``timeout`` seconds."""
+    if not waiting.until(lambda: bool(ready()), timeout=timeout, first=0.5, longest=2.0):
+        raise AssertionError(f"{what}: not after {timeout:.0f} s")
 
 
 def start_lab(tmp_path: Path, student: str, lang: str) -> tuple[subprocess.Popen[str], str]:

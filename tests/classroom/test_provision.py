@@ -198,6 +198,7 @@ def test_only_the_student_parameters_are_passed(first_run) -> None:
             "region": "ap-northeast-1",
             "role_arn": f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
             "backend": "sandbox",
+            "lang": "en",  # the edition: HANDSON_LANG, else English
         }
         if student == FAILING:
             expected["task_memory"] = 4096
@@ -260,6 +261,7 @@ def job(tmp_path: Path, student: str) -> object:
         notebooks=("00",),
         directory=tmp_path,
         timeout=300.0,
+        lang="en",
         environ=dict(os.environ),
     )
 
@@ -310,12 +312,25 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, options, message
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_class_in_japanese_gets_the_japanese_notebooks(sandbox_server, tmp_path) -> None:
+    roster = write_roster(tmp_path, ("prov-ja",))
+    report = provision(roster, notebooks=("00",), out=tmp_path / "runs", lang="ja", progress=False)
+    assert list(report.table["status"]) == ["ok"]
+    notebook = nbformat.read(tmp_path / "runs" / "prov-ja" / NB00, as_version=4)
+    assert notebook.metadata.papermill.parameters["lang"] == "ja"
+    assert notebook.metadata.papermill.input_path.endswith(f"notebooks/ja/{NB00}")
+    first = next(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert any("\u3040" <= ch <= "\u30ff" for ch in first), first  # kana: the Japanese text
+
+
 def test_the_default_is_notebook_00_only(tmp_path) -> None:
     """Chapters 1-6: in a class on chapter 7 the students do chapter 7 themselves."""
     assert provision_module.DEFAULT_NOTEBOOKS == ("00",)
     assert inspect.signature(provision).parameters["notebooks"].default == ("00",)
     args = build_parser().parse_args(["provision", str(tmp_path / "roster.csv")])
     assert args.notebooks == "00"
+    assert args.lang is None  # HANDSON_LANG, else English
+    assert build_parser().parse_args(["provision", "r.csv", "--lang", "ja"]).lang == "ja"
 
 
 def exercise_notebook(directory: Path) -> str:
