@@ -866,15 +866,6 @@ def _roles_were_propagating(lab: Lab, service: dict[str, Any], deployment: dict[
     return True
 
 
-def _check_hint(reason: str) -> str:
-    """What to check for a task's ``reason`` (AWS's text), in the learner's language."""
-    hint = stop_hint(reason)
-    # stop_hint's texts are aws_errors' STOP_HINTS, marked there; _() of a text that is
-    # already in the learner's language leaves it as it is. Never _(""): gettext answers
-    # the catalog's header to an empty message.
-    return _(hint) if hint else ""
-
-
 def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, Any]) -> str:
     # The deployment's id, AWS's reason and the tasks' errors stay as AWS wrote them.
     lines = [
@@ -888,14 +879,14 @@ def _failure_message(lab: Lab, service: dict[str, Any], deployment: dict[str, An
 
     for error in dict.fromkeys(_launch_errors(service, deployment)):
         lines.append(
-            _("- a task failed to launch: {error}").format(error=error) + check(_check_hint(error))
+            _("- a task failed to launch: {error}").format(error=error) + check(stop_hint(error))
         )
     for reason in dict.fromkeys(
         t.get("stoppedReason", "") for t in _tasks(lab, "STOPPED", service)
     ):
         if reason:
             lines.append(
-                _("- a task stopped: {reason}").format(reason=reason) + check(_check_hint(reason))
+                _("- a task stopped: {reason}").format(reason=reason) + check(stop_hint(reason))
             )
     return "\n".join(lines)
 
@@ -990,7 +981,7 @@ def task_rows(tasks: list[dict[str, Any]]) -> pd.DataFrame:
                 "task_definition": t["taskDefinitionArn"].rsplit("/", 1)[-1],
                 "stop_code": t.get("stopCode", ""),
                 "stopped_reason": reason,
-                "check": _check_hint(reason) if reason else "",
+                "check": stop_hint(reason) if reason else "",
             }
         )
     columns = [
@@ -1050,7 +1041,7 @@ def show_stop_reasons(lab: Lab) -> pd.DataFrame:
                 "stop_code": code,
                 "stopped_reason": reason,
                 "zones": ", ".join(sorted(zones)),
-                "check": _check_hint(reason) if reason else "",
+                "check": stop_hint(reason) if reason else "",
             }
             for (code, reason), zones in rows.items()
         ],
