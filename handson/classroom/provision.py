@@ -166,11 +166,7 @@ def provision(
         raise ConfigurationError(
             _("parallel={parallel!r}: give a whole number of 1 or more.").format(parallel=parallel)
         )
-    parameters = _parameters(roster, backend, keys, extra_parameters or {}, overrides or {})
-    speaking = [key for key in keys if "lang" in notebook_parameter_defaults([key])]
-    for student_parameters in parameters.values():
-        for key in speaking:
-            student_parameters[key].setdefault("lang", lang)
+    parameters = _parameters(roster, backend, lang, keys, extra_parameters or {}, overrides or {})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = {s.student for s in roster if resume and is_done(out / s.student, keys)}
@@ -238,6 +234,7 @@ def is_done(directory: Path, notebooks: Sequence[str]) -> bool:
 def _parameters(
     roster: Roster,
     backend: str,
+    lang: str,
     notebooks: Sequence[str],
     extra: Mapping[str, Any],
     overrides: Mapping[str, Mapping[str, Any]],
@@ -246,7 +243,7 @@ def _parameters(
     checked against the notebooks' parameter cells so that a misspelt name fails here
     rather than in every student's notebook.
 
-    Later sources win: the roster's fixed columns and ``backend``, ``extra`` (everyone),
+    Later sources win: the roster's fixed columns, ``backend`` and ``lang``, ``extra`` (everyone),
     the student's parameter columns, ``overrides[student]``. Each notebook gets the
     student's own parameters (who and where) and, of the others, those its parameters
     cell has.
@@ -287,6 +284,7 @@ def _parameters(
     for s in roster:
         merged = {
             **s.notebook_parameters(backend),
+            "lang": lang,  # the edition, for the notebooks whose parameters cell has it
             **extra,
             **s.parameters,
             **overrides.get(s.student, {}),

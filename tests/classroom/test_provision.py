@@ -358,14 +358,16 @@ def test_roster_parameter_columns_are_passed_per_student(tmp_path) -> None:
     parameters = provision_module._parameters(
         roster,
         "sandbox",
+        "en",
         ("00", exercise),
         {"task_cpu": 512},
         {"prov-p3": {"task_memory": 2048}},
     )
     first, second, third = (parameters[s] for s in ("prov-p1", "prov-p2", "prov-p3"))
     identity = first["00"].copy()
-    for name in ("task_cpu", "task_memory"):
+    for name in ("task_cpu", "task_memory", "lang"):
         identity.pop(name)
+    assert first["00"]["lang"] == "en" and "lang" not in first[exercise]  # 00's cell has it
     assert identity == roster.students[0].notebook_parameters("sandbox")
     # Notebook 00 has no fault parameter: only the exercise gets it.
     assert "fault" not in first["00"] and first[exercise]["fault"] == "wrong-port"
