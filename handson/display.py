@@ -12,11 +12,10 @@ column means, and the name to write in code.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from handson.i18n import N_, _
+from handson.progress import in_notebook
 
 OPTIONS = {
     "display.max_colwidth": None,  # whole values
@@ -156,14 +155,7 @@ def apply() -> None:
     the learner's language (idempotent)."""
     for name, value in OPTIONS.items():
         pd.set_option(name, value)
-    shell: Any = _ipython()
-    if shell is not None:
-        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, _html)
-
-
-def _ipython() -> Any:
-    try:
+    if in_notebook():  # the CLI and scripts print plain pandas tables
         from IPython import get_ipython
-    except ImportError:  # the CLI and scripts: no notebook, plain pandas printing
-        return None
-    return get_ipython()
+
+        get_ipython().display_formatter.formatters["text/html"].for_type(pd.DataFrame, _html)
